@@ -28,16 +28,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection, PolyCollection
-from matplotlib.colors import to_rgba
-from matplotlib.figure import Figure
-from matplotlib.patches import Circle, Polygon
 
 from diffsim.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+# matplotlib is imported inside the functions (project rule): importing diffsim must not
+# pay matplotlib's start-up cost when nothing is drawn.
 
 _DPI = 100  # pixel sizes below are converted to points with this; 1 pt = DPI/72 px
 _POINT_COLOR = "#1f77b4"
@@ -57,6 +59,9 @@ def _px_to_pt(px: float) -> float:
 
 
 def _new_canvas(size: tuple[int, int]) -> tuple[Figure, FigureCanvasAgg]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     w, h = (int(s) for s in size)
     if w < 16 or h < 16:
         raise ValueError(f"size must be at least 16x16 pixels, got {size}")
@@ -72,6 +77,9 @@ def _canvas_to_image(canvas: FigureCanvasAgg) -> np.ndarray:
 def _point_colors(colors, n: int):
     """[N,4] RGBA from None, a colour name or tuple (one colour), [N] values (viridis), or
     [N,3|4] RGB(A)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgba
+
     if colors is None or isinstance(colors, (str, tuple)):
         # Expand one colour to [N,4]: scatter would read an RGB tuple as 3 values to
         # colour-map when N == 3.
@@ -213,6 +221,8 @@ def _fit_aspect(b: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def _collider_patch_2d(c: Mapping, view: np.ndarray):
+    from matplotlib.patches import Circle, Polygon
+
     kind = _collider_type(c)
     style = dict(facecolor=_SOLID_FACE, edgecolor=_SOLID_EDGE, linewidth=_px_to_pt(1.5),
                  zorder=1)
@@ -273,6 +283,9 @@ def render_frame_2d(positions, *, springs=None, spring_colors=None, triangles=No
     Returns:
         uint8 array [height, width, 3].
     """
+    from matplotlib import colormaps
+    from matplotlib.collections import LineCollection, PolyCollection
+
     pos = _positions(positions, 2)
     n = len(pos)
     colliders = list(colliders or [])
