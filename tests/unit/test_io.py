@@ -168,20 +168,25 @@ def _has_ffmpeg() -> bool:
 
 
 @pytest.mark.skipif(not _has_ffmpeg(), reason="imageio-ffmpeg (bundled ffmpeg) not installed")
-def test_mp4_round_trip_frame_count_and_even_size(tmp_path):
+def test_mp4_round_trip_frame_count_size_and_content(tmp_path):
+    import re
+    import subprocess
+
     import imageio_ffmpeg
 
-    # odd size: yuv420p needs even dimensions, so one edge pixel is added on each axis
-    path = write_mp4(tmp_path / "a.mp4", iter(_frames(7, shape=(31, 45))), fps=10)
-    reader = imageio_ffmpeg.read_frames(str(path))
-    try:
-        meta = next(reader)
-        count = sum(1 for _ in reader)
-    finally:
-        reader.close()
-    assert tuple(meta["size"]) == (46, 32)
-    assert count == 7
+    frames = _frames(7, shape=(31, 45))
+    path = write_mp4(tmp_path / "a.mp4", iter(frames), fps=10)  # a generator is fine
     assert os.listdir(tmp_path) == ["a.mp4"]
+    # Decode with the bundled ffmpeg directly (imageio_ffmpeg.read_frames leaks its pipes).
+    out = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "info", "-i", str(path),
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True, timeout=60)
+    # yuv420p needs even sizes: 45x31 is padded to 46x32 by repeating the edge pixels
+    assert re.search(rb"Video: h264.*\b46x32\b", out.stderr)
+    decoded = np.frombuffer(out.stdout, dtype=np.uint8).reshape(-1, 32, 46, 3)
+    assert len(decoded) == 7
+    np.testing.assert_allclose(decoded.reshape(7, -1).mean(axis=1), [30 * i for i in range(7)],
+                               atol=4)
 
 
 def test_mp4_without_ffmpeg_says_what_to_install(tmp_path, monkeypatch):
@@ -285,11 +290,15 @@ def test_render_2d_particle_lands_at_its_world_position():
 
 
 def test_render_2d_view_keeps_aspect_and_auto_bounds_cover_data():
-    # A wide window in a square image grows vertically: (0.5, 0.5) stays at the centre
-    # and a point at x = 1 is on screen near the right edge.
-    img = render_frame_2d(np.array([[0.95, 0.5]]), bounds=(0, 1, 0.4, 0.6), size=(100, 100),
-                          point_radius=3, colors="k")
-    assert not _is_white(_px(img, 0.95, 0.5))
+    # A wide window in a square image grows vertically to y in [0, 1], one world unit per
+    # 100 px on both axes: a point at y = 0.9 is on screen and a circle stays round.
+    img = render_frame_2d(np.array([[0.5, 0.9]]), bounds=(0, 1, 0.4, 0.6), size=(100, 100),
+                          point_radius=3, colors="k",
+                          colliders=[{"type": "sphere", "center": [0.5, 0.5], "radius": 0.1}])
+    assert not _is_white(_px(img, 0.5, 0.9))
+    solid = ~(img >= 250).all(axis=2)
+    width, height = solid[50].sum(), solid[40:80, 50].sum()
+    assert abs(width - 20) <= 2 and abs(height - 20) <= 2
     pts = np.array([[10.0, -5.0], [12.0, -4.0]])
     img = render_frame_2d(pts, size=(120, 120), point_radius=3, colors="k")
     dark = np.argwhere((img < 100).all(axis=2))
@@ -335,9 +344,9 @@ def test_render_2d_colliders_are_drawn_where_they_are():
 
 def test_render_2d_unknown_or_malformed_collider_raises():
     pos = np.zeros((1, 2))
-    with pytest.raises(ValueError, match="teapot"):
+    with pytest.raises(ValueError, match="unknown collider type 'teapot'"):
         render_frame_2d(pos, colliders=[{"type": "teapot", "center": [0, 0]}])
-    with pytest.raises(ValueError, match="None"):
+    with pytest.raises(ValueError, match="unknown collider type None"):
         render_frame_2d(pos, colliders=[{"center": [0, 0]}])
     with pytest.raises(ValueError, match="radius"):
         render_frame_2d(pos, colliders=[{"type": "sphere", "center": [0, 0]}])
@@ -379,7 +388,7 @@ def test_render_3d_particle_and_scene():
 
 
 def test_render_3d_unknown_collider_raises():
-    with pytest.raises(ValueError, match="cylinder"):
+    with pytest.raises(ValueError, match="unknown collider type 'cylinder'"):
         render_frame_3d(np.zeros((1, 3)), colliders=[{"type": "cylinder"}])
     with pytest.raises(ValueError, match="2D only"):
         render_frame_3d(np.zeros((1, 3)), colliders=[{"type": "circle", "center": [0, 0, 0],
