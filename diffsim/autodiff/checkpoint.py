@@ -28,15 +28,20 @@ class RolloutGrads:
 
     Attributes:
         initial: ``{name: [B, N, ...]}`` for the initial state arrays.
-        actions: ``[T, B, A]`` (``None`` when the actuation came from a controller only).
+        controls: ``{name: [T, B, count, ...]}`` for every control (``act`` included).
         params: ``{name: [B, ...]}`` for every model parameter.
         controller: ``{name: array}`` for the controller's parameters (if any).
     """
 
     initial: dict
-    actions: np.ndarray | None
+    controls: dict
     params: dict
     controller: dict = field(default_factory=dict)
+
+    @property
+    def actions(self) -> np.ndarray | None:
+        """Gradient of the actuation ``[T, B, A]`` (``None`` with no actuators)."""
+        return self.controls.get("act")
 
 
 class Rollout:
@@ -70,7 +75,7 @@ class Rollout:
         self.controller = controller
         self.diagnostics = diagnostics
         self._checkpoints: list[dict] = []
-        self._actions = None
+        self._controls = {}
         self._window_valid_for = None  # index of the segment whose frames sit in the window
         self._commands = None
 
@@ -80,8 +85,7 @@ class Rollout:
 
     def _run_segment(self, k: int, t0: int, n: int, tape: Tape | None = None):
         s = self.solver
-        if self._actions is not None:
-            s.write_actions(self._actions[t0:t0 + n])
+        s.write_controls({k: v[t0:t0 + n] for k, v in self._controls.items()}, 0, n)
         for j in range(n):
             if self.controller is not None:
                 args = (s, j, j, t0 + j)
@@ -98,23 +102,31 @@ class Rollout:
         self._window_valid_for = k
 
     # -- forward ------------------------------------------------------------------------------
-    def forward(self, initial: dict, actions=None) -> dict:
+    def forward(self, initial: dict, actions=None, controls: dict | None = None) -> dict:
         """Run the rollout.
 
         Args:
             initial: ``{name: [B, N, ...]}`` initial state (missing arrays are zero).
-            actions: ``[T, B, A]`` actuation (ignored channels may be zero); ``None`` when a
-                controller computes it or the model has no actuators.
+            actions: ``[T, B, A]`` actuation; ``None`` when a controller computes it or the
+                model has no actuators (shorthand for ``controls={"act": actions}``).
+            controls: ``{name: [T, B, count, ...]}`` per-step controls (missing ones get
+                the solver's defaults, e.g. static collider poses).
         Returns:
             ``{name: [T + 1, B, N, ...]}`` for each recorded array, and ``"actions"``
             ``[T, B, A]`` when a controller produced them.
         """
         s = self.solver
+        controls = dict(controls or {})
         if actions is not None:
-            actions = np.asarray(actions, dtype=s.dtype)
-            if actions.shape[0] != self.steps:
-                raise ValueError(f"actions must have {self.steps} steps, got {actions.shape[0]}")
-        self._actions = actions
+            controls["act"] = actions
+        for name, value in controls.items():
+            controls[name] = np.asarray(value, dtype=s.dtype)
+            if controls[name].shape[0] != self.steps:
+                raise ValueError(f"control {name!r} must have {self.steps} steps, "
+                                 f"got {controls[name].shape[0]}")
+        if self.controller is not None:
+            controls.pop("act", None)  # the controller writes the actuation
+        self._controls = controls
         zero = {n: np.zeros_like(v) for n, v in s.read_frame(0).items()}
         s.write_frame(0, {**zero, **initial})
         out = {n: None for n in self.record}
@@ -156,7 +168,8 @@ class Rollout:
             if self.controller is not None:
                 self.controller.zero_grads()
         carry = None
-        act_grads = np.zeros((self.steps,) + s.act.shape[1:], dtype=s.dtype)
+        control_grads = {n: np.zeros((self.steps,) + s.control_shape(n), dtype=s.dtype)
+                         for n in s.control_names}
         segments = self._segments()
         for k in reversed(range(len(segments))):
             t0, n = segments[k]
@@ -187,12 +200,13 @@ class Rollout:
             else:
                 self.diagnostics.backward(tape, s, t0, n)
             carry = s.read_frame_grad(0)
-            if s.action_count:
-                act_grads[t0:t0 + n] = s.read_action_grads(n)
+            for name, g in s.read_control_grads(n).items():
+                control_grads[name][t0:t0 + n] = g
         self._window_valid_for = None
         return RolloutGrads(
             initial=carry,
-            actions=act_grads if (self.controller is None and s.action_count) else None,
+            controls={n: g for n, g in control_grads.items()
+                      if not (n == "act" and (self.controller is not None or not s.action_count))},
             params=s.model.grads(),
             controller=self.controller.grads() if self.controller is not None else {})
 

@@ -42,13 +42,16 @@ class State:
 
 @dataclass(frozen=True)
 class Control:
-    """Actuation of window step ``step`` of ``solver`` (shape ``[B, A]`` on the host)."""
+    """Controls (actuation ``act`` and solver-specific inputs) of window step ``step``."""
 
     solver: object
     step: int
 
-    def numpy(self) -> np.ndarray:
-        return self.solver.act.to_numpy()[self.step]
+    def numpy(self) -> dict[str, np.ndarray]:
+        """``{name: [B, count, ...]}`` for every control of this step."""
+        return {n: f.to_numpy()[self.step] for n, f in self.solver.control_fields.items()}
 
-    def assign(self, actuation) -> None:
-        self.solver.write_actions(np.asarray(actuation)[None], start=self.step)
+    def assign(self, controls: dict) -> None:
+        """Overwrite this step's controls; missing names get the solver's defaults."""
+        self.solver.write_controls({n: np.asarray(v)[None] for n, v in controls.items()},
+                                   start=self.step, n=1)

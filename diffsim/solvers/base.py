@@ -76,8 +76,11 @@ class SolverBase:
         for name, (count, elem) in layout.items():
             self.fields[name] = self._make_field((self.slots, B, max(count, 1)), elem)
             setattr(self, name, self.fields[name])
-        A = max(model.counts.get("actuator", 0), 1)
-        self.act = ti.field(backend.real(), shape=(self.window, B, A), needs_grad=True)
+        self.control_names = tuple(self.control_layout())
+        self.control_fields = {}
+        for name, (count, elem) in self.control_layout().items():
+            self.control_fields[name] = self._make_field((self.window, B, max(count, 1)), elem)
+            setattr(self, name, self.control_fields[name])
 
     # -- layout ------------------------------------------------------------------------
     def state_layout(self) -> dict[str, tuple[int, tuple[int, ...]]]:
@@ -87,6 +90,23 @@ class SolverBase:
     def scratch_layout(self) -> dict[str, tuple[int, tuple[int, ...]]]:
         """Per-slot intermediates that need gradients (e.g. accumulated forces)."""
         return {}
+
+    def control_layout(self) -> dict[str, tuple[int, tuple[int, ...]]]:
+        """Per-step inputs written by a controller or the user: ``name -> (count, element)``.
+
+        Each becomes a field ``self.<name>[step, b, i]`` over the window's steps. The base
+        layout is the actuation ``act`` (one scalar per actuator, usually in [-1, 1]);
+        solvers add e.g. kinematic collider poses or prescribed vertex positions.
+        """
+        return {"act": (self.model.counts.get("actuator", 0), ())}
+
+    def default_controls(self, name: str) -> np.ndarray:
+        """Value of control ``name`` for one step when the user gives none, ``[B, count, ...]``."""
+        return np.zeros(self.control_shape(name), dtype=self.dtype)
+
+    def control_shape(self, name: str) -> tuple[int, ...]:
+        f = self.control_fields[name]
+        return tuple(f.shape[1:3]) + frames.element_shape(f)
 
     def _field_bytes(self, shape) -> int:
         count, elem = shape
@@ -191,29 +211,58 @@ class SolverBase:
         full[: (len(grad) - 1) * self.substeps + 1: self.substeps] = grad
         f.from_numpy(full)
 
-    def write_actions(self, actions: np.ndarray, start: int = 0) -> None:
-        """Actuation for window steps ``start..``: host ``[n, B, A]``."""
-        actions = np.asarray(actions, dtype=self.dtype)
-        n = actions.shape[0]
+    def write_controls(self, controls: dict, start: int, n: int) -> None:
+        """Controls for window steps ``start..start+n-1``: ``{name: [n, B, count, ...]}``.
+
+        Controls missing from the dict get :meth:`default_controls`.
+        """
         if start + n > self.window:
-            raise ValueError(f"{n} action steps do not fit the window of {self.window}")
-        expected = self.act.shape[1:]
-        if self.model.counts.get("actuator", 0) == 0:
+            raise ValueError(f"{n} control steps do not fit the window of {self.window}")
+        for name in controls:
+            if name not in self.control_fields:
+                raise KeyError(f"{type(self).__name__} has no control {name!r}; "
+                               f"it has {self.control_names}")
+        for name, f in self.control_fields.items():
+            shape = self.control_shape(name)
+            if name in controls:
+                value = np.asarray(controls[name], dtype=self.dtype)
+                if shape[1] == 1 and value.shape[2:3] == (0,):  # no actuators: nothing to write
+                    continue
+                if value.shape != (n,) + shape:
+                    raise ValueError(f"control {name!r} must have shape [steps, B, ...] = "
+                                     f"{(n,) + shape}, got {value.shape}")
+                if not np.all(np.isfinite(value)):
+                    raise ValueError(f"control {name!r} contains NaN or Inf")
+            else:
+                value = np.broadcast_to(self.default_controls(name), (n,) + shape)
+            whole = f.to_numpy()
+            whole[start:start + n] = value
+            f.from_numpy(whole)
+
+    def write_actions(self, actions: np.ndarray, start: int = 0) -> None:
+        """Actuation only, host ``[n, B, A]`` (other controls keep their values)."""
+        if self.action_count == 0:
             return
-        if actions.shape[1:] != expected:
-            raise ValueError(f"actions must have shape [steps, B, A] = [*, {expected[0]}, "
-                             f"{expected[1]}], got {actions.shape}")
+        actions = np.asarray(actions, dtype=self.dtype)
+        shape = self.control_shape("act")
+        if actions.shape[1:] != shape:
+            raise ValueError(f"actions must have shape [steps, B, A] = [*, {shape[0]}, "
+                             f"{shape[1]}], got {actions.shape}")
+        if start + len(actions) > self.window:
+            raise ValueError(f"{len(actions)} action steps do not fit the window of {self.window}")
         whole = self.act.to_numpy()
-        whole[start:start + n] = actions
+        whole[start:start + len(actions)] = actions
         self.act.from_numpy(whole)
 
-    def read_action_grads(self, n: int) -> np.ndarray:
-        return self.act.grad.to_numpy()[:n]
+    def read_control_grads(self, n: int) -> dict[str, np.ndarray]:
+        """Gradients of the first ``n`` window steps of every control, ``[n, B, count, ...]``."""
+        return {name: f.grad.to_numpy()[:n] for name, f in self.control_fields.items()}
 
     def zero_window_grads(self) -> None:
         for f in self.fields.values():
             f.grad.fill(0)
-        self.act.grad.fill(0)
+        for f in self.control_fields.values():
+            f.grad.fill(0)
 
     @property
     def action_count(self) -> int:
