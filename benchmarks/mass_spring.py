@@ -52,7 +52,7 @@ def worker(size: str, iters: int, steps: int, window: int | None, cache_dir: str
 
     backend.init(arch="cpu", precision="float32")
     b = MassSpringBuilder(dim=2, gravity=[0.0, -4.8], drag=15.0)
-    b.add_ground(height=0.1, stiffness=2e4, damping=30.0, friction=1.0, smoothing=1e-3, friction_smoothing=0.02)
+    b.add_ground(height=0.1, stiffness=2e4, damping=30.0, friction=1.0, smoothing=1e-3, friction_smoothing=0.3)
     b.add_grid_robot(cells(size), cell_size=0.05, origin=[0.1, 0.1], stiffness=3e4, actuation=0.15)
     model = b.finalize(1)
     solver = SolverMassSpring(model, window=window or steps)

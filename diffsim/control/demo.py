@@ -44,7 +44,7 @@ def render_walker(model, xs, acts=None, every: int = 8, size=(400, 300)) -> list
     return frames
 
 
-def run_demo(out_dir="out/demo", iters: int = 80, scene=DEFAULT_SCENE, lr: float = 0.02,
+def run_demo(out_dir="out/demo", iters: int = 80, scene=DEFAULT_SCENE, lr: float = 0.05,
              clip: float = 1.0, seed: int = 0, progress: bool = True) -> dict:
     """Train the walker and write the GIFs, the loss curve and ``metrics.json``.
 
