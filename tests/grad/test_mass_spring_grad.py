@@ -14,6 +14,7 @@ from diffsim.solvers import SolverMassSpring
 from tests.helpers import rollout_loss_fn, tiny_walker
 
 STEPS, DT = 40, 0.005
+CHECK = dict(steps=(1e-4, 1e-5, 1e-6), max_coords=8)  # float64: one of these is always clean
 GROUPS = [
     ["x0", "v0"],
     ["actions"],
@@ -28,7 +29,7 @@ def _setup(num_envs=2, segment=None, dim=2):
     model = tiny_walker(num_envs, dim=dim)
     # Different parameters per environment, so batching is exercised too.
     k = model.get("spring_stiffness")
-    k[1] *= 1.3
+    k[-1] *= 1.3
     model.set("spring_stiffness", k)
     solver = SolverMassSpring(model, window=segment or STEPS)
     rollout = Rollout(solver, STEPS, DT, record=("x", "v"))
@@ -46,7 +47,7 @@ def test_rollout_gradients_match_central_differences(names):
     inputs = {"x0": init["x"], "v0": init["v"] + 0.1, "actions": actions}
     inputs.update({n: model.get(n) for n in names if n in model.params})
     inputs = {n: inputs[n] for n in names}
-    rows = gradcheck(f, inputs)
+    rows = gradcheck(f, inputs, **CHECK)
     print(format_table(rows))
     assert all(r.passed for r in rows), format_table(rows)
     # The contact actually happens in this scene (otherwise the ground checks prove nothing).
@@ -105,5 +106,6 @@ def test_3d_gradients():
     model, rollout, actions, weights = _setup(num_envs=1, dim=3)
     f = rollout_loss_fn(model, rollout, weights, ["x0", "actions", "spring_stiffness"], actions=actions)
     init = model.initial_state()
-    rows = gradcheck(f, {"x0": init["x"], "actions": actions, "spring_stiffness": model.get("spring_stiffness")})
+    rows = gradcheck(f, {"x0": init["x"], "actions": actions, "spring_stiffness": model.get("spring_stiffness")},
+                     **CHECK)
     assert all(r.passed for r in rows), format_table(rows)
