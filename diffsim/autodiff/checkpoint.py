@@ -9,6 +9,12 @@ one window whatever the length; host memory is one frame per segment plus the re
 With ``W >= steps`` it is a plain full tape, and both give the same gradients (the
 recomputation is deterministic).
 
+With ``truncate=True`` the segments double as windows of truncated backpropagation
+through time: no gradient is carried across a segment boundary, so a loss at frame ``f``
+reaches only the steps of the segment that ends at or after ``f`` (Williams and Peng 1990).
+Long or contact-rich rollouts, whose gradients grow geometrically with the horizon, then
+give biased but bounded gradients.
+
 Gradients flow in as cotangents of the recorded frames (``record`` names, e.g. ``x``) and
 out to the initial state, the actuation sequence, the model parameters and, with an
 in-loop controller, the controller's parameters.
@@ -58,10 +64,13 @@ class Rollout:
             :class:`diffsim.control.ControllerSineMLP`).
         diagnostics: optional :class:`~diffsim.autodiff.diagnostics.GradientMonitor` fed
             with per-step gradients during backward.
+        truncate: carry a zero gradient across segment boundaries (truncated
+            backpropagation in windows of ``segment`` steps); the initial-state gradient
+            then covers the first segment only.
     """
 
     def __init__(self, solver, steps: int, dt: float, record=("x",), segment: int | None = None,
-                 controller=None, diagnostics=None):
+                 controller=None, diagnostics=None, truncate: bool = False):
         self.solver = solver
         self.steps = int(steps)
         self.dt = float(dt)
@@ -74,6 +83,7 @@ class Rollout:
             raise ValueError(f"segment must be in 1..{solver.window} (the solver's window)")
         self.controller = controller
         self.diagnostics = diagnostics
+        self.truncate = bool(truncate)
         self._checkpoints: list[dict] = []
         self._controls = {}
         self._window_valid_for = None  # index of the segment whose frames sit in the window
@@ -199,7 +209,9 @@ class Rollout:
                 tape.backward()
             else:
                 self.diagnostics.backward(tape, s, t0, n)
-            carry = s.read_frame_grad(0)
+            # Truncation cuts here: the previous segment's last frame gets no gradient from
+            # this one (segment 0's carry is the initial-state gradient and is kept).
+            carry = s.read_frame_grad(0) if (k == 0 or not self.truncate) else None
             for name, g in s.read_control_grads(n).items():
                 control_grads[name][t0:t0 + n] = g
         self._window_valid_for = None

@@ -18,24 +18,17 @@ import taichi as ti
 @ti.func
 def softplus(z, eps):
     """``eps * log(1 + exp(z / eps))``, stable; ``max(z, 0)`` when ``eps == 0``."""
-    out = ti.max(z, 0.0)
-    if eps > 0:
-        out += eps * ti.log(1.0 + ti.exp(-ti.abs(z) / eps))
-    return out
+    # Written without branches (see diffsim.contact.sdf): with eps = 0 the correction is
+    # 0 * log(1 + exp(-|z| / 1e-30)) = 0, and so is its derivative.
+    return ti.max(z, 0.0) + eps * ti.log(1.0 + ti.exp(-ti.abs(z) / ti.max(eps, 1e-30)))
 
 
 @ti.func
 def sigmoid(z, eps):
-    """Derivative of :func:`softplus` in ``z``; the step function when ``eps == 0``."""
-    out = 0.0
-    if eps > 0:
-        e = ti.exp(-ti.abs(z) / eps)
-        out = 1.0 / (1.0 + e)
-        if z < 0:
-            out = e / (1.0 + e)
-    elif z > 0:
-        out = 1.0
-    return out
+    """Derivative of :func:`softplus` in ``z``; the step ``z > 0`` when ``eps == 0``."""
+    e = ti.exp(-ti.abs(z) / ti.max(eps, 1e-30))
+    smooth = ti.select(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return ti.select(eps > 0, smooth, ti.select(z > 0, 1.0, 0.0))
 
 
 @ti.func

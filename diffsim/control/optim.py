@@ -12,7 +12,8 @@ def clip_by_global_norm(grads: dict, max_norm: float | None) -> tuple[dict, floa
 
     Returns the (possibly scaled) gradients and the norm before clipping.
     """
-    norm = float(np.sqrt(sum(float(np.sum(np.square(g))) for g in grads.values())))
+    # float64: a float32 gradient of 1e20 (an exploded rollout) would square to inf
+    norm = float(np.sqrt(sum(float(np.sum(np.square(np.asarray(g, np.float64)))) for g in grads.values())))
     if max_norm is not None and norm > max_norm:
         grads = {k: g * (max_norm / norm) for k, g in grads.items()}
     return grads, norm

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..contact.builder import ColliderBuilderMixin
+from ..contact.spec import ColliderSpec, finalize_colliders
 from .model import Model
 
 
@@ -32,8 +34,11 @@ class GroundContact:
     friction_smoothing: float = 1e-2
 
 
-class ModelBuilder:
+class ModelBuilder(ColliderBuilderMixin):
     """Shared part of every builder.
+
+    Colliders (``add_collider_plane/box/sphere/capsule/cylinder/heightfield/mesh``) come
+    from :class:`~diffsim.contact.builder.ColliderBuilderMixin`.
 
     Args:
         dim: 2 or 3.
@@ -53,6 +58,7 @@ class ModelBuilder:
         if self.gravity.shape != (dim,):
             raise ValueError(f"gravity must have {dim} components, got {self.gravity.shape}")
         self.ground: GroundContact | None = None
+        self.colliders: list[ColliderSpec] = []
         self.actuator_count = 0
 
     def add_ground(self, **params) -> GroundContact:
@@ -75,6 +81,7 @@ class ModelBuilder:
                             ("friction", "-"), ("smoothing", "m"), ("friction_smoothing", "m/s")):
             model.add_param(f"ground_{name}", np.full((B,), getattr(g, name)), units,
                             f"ground contact {name}")
+        finalize_colliders(self.colliders, model)
 
 
 class MassSpringBuilder(ModelBuilder):

@@ -2,6 +2,9 @@
 
 from .base import REGISTRY, Material, get, lame, register
 from .elastic import MaterialCorotated, MaterialLinear, MaterialNeoHookean, MaterialStableNeoHookean
+from .fluid import MaterialFluid
+from .plastic import MaterialDruckerPrager, MaterialSnow, MaterialVonMises, PlasticMaterial
 
 __all__ = ["REGISTRY", "Material", "get", "lame", "register", "MaterialLinear", "MaterialCorotated",
-           "MaterialNeoHookean", "MaterialStableNeoHookean"]
+           "MaterialNeoHookean", "MaterialStableNeoHookean", "MaterialFluid", "PlasticMaterial",
+           "MaterialVonMises", "MaterialSnow", "MaterialDruckerPrager"]

@@ -1,8 +1,9 @@
-"""Mass-spring solver: damped, actuated springs, gravity, penalty ground contact.
+"""Mass-spring solver: damped, actuated springs, gravity, penalty ground and collider contact.
 
 Symplectic Euler per substep of length ``h``::
 
-    f_i   = m_i g + f_contact(x_i, v_i) + sum_springs k (l - L(t)) d + c (v_rel . d) d
+    f_i   = m_i g + f_ground(x_i, v_i) + sum_colliders f_contact(x_i, v_i)
+            + sum_springs k (l - L(t)) d + c (v_rel . d) d
     v_i' = exp(-drag h) v_i + h f_i / m_i
     x_i' = x_i + h v_i'
 
@@ -11,12 +12,18 @@ actuated rest length (DiffTaichi ``mass_spring.py``; Hu et al., ICLR 2020). A su
 kernel launch with three parallel loops (contact + gravity, springs, integration); the
 spring forces are accumulated into a per-slot ``force`` field so that the adjoint needs no
 scratch reset and a recomputed segment overwrites rather than adds.
+
+Colliders (:mod:`diffsim.contact`) add their pose controls to the control layout
+(``collider_position``, ``collider_velocity``, ``collider_rotation``,
+``collider_angular_velocity``; defaults: the builder's static poses) and their penalty
+force to the first loop, evaluated at the substep's time within the step.
 """
 
 from dataclasses import dataclass
 
 import taichi as ti
 
+from ..contact import colliders as contact_colliders
 from ..contact.penalty import penalty_force
 from ..core import backend
 from .base import SolverBase
@@ -29,6 +36,27 @@ class SolverMassSpring(SolverBase):
     @dataclass(frozen=True)
     class Config:
         substeps: int = 1
+
+    def __init__(self, model, config=None, window=None, memory_budget=None):
+        super().__init__(model, config, window, memory_budget)
+        self.colliders = None
+        self.has_colliders = model.counts.get("collider", 0) > 0  # read at compile time
+        if self.has_colliders:
+            self.colliders = contact_colliders.ColliderSet(model, self.control_fields, self.slots)
+            self.write_controls({}, 0, self.window)  # static poses until the user says otherwise
+
+    def control_layout(self):
+        return {**super().control_layout(), **contact_colliders.control_layout(self.model)}
+
+    def default_controls(self, name):
+        if name in contact_colliders.CONTROL_NAMES:
+            return contact_colliders.default_controls(self.model, name)
+        return super().default_controls(name)
+
+    def zero_window_grads(self):
+        super().zero_window_grads()
+        if self.colliders is not None:
+            self.colliders.zero_grads()
 
     def state_layout(self):
         n, d = self.model.counts["particle"], self.model.dim
@@ -48,7 +76,12 @@ class SolverMassSpring(SolverBase):
         m = self.model
         D = ti.static(m.dim)
         # (no top-level statements besides the loops: Taichi cannot differentiate them)
-        # 1. gravity and ground contact, stored (this also clears the slot's force)
+        # 0. collider frames of this substep (its start time within the step), stored in slot so
+        if ti.static(self.has_colliders):
+            for b, k in ti.ndrange(m.num_envs, m.counts["collider"]):
+                t = ti.cast(si % self.substeps, self.real) * ti.cast(h, self.real)  # time into the step
+                self.colliders.update_frame(so, b, k, a, t)
+        # 1. gravity, ground and collider contact, stored (this also clears the slot's force)
         for b, i in ti.ndrange(m.num_envs, m.counts["particle"]):
             xi = self.x[si, b, i]
             g = ti.Vector([m.gravity[b, k] for k in ti.static(range(D))])
@@ -59,6 +92,11 @@ class SolverMassSpring(SolverBase):
                                    m.ground_stiffness[b], m.ground_damping[b], m.ground_friction[b],
                                    m.ground_smoothing[b], m.ground_friction_smoothing[b])
             self.force[so, b, i] = f
+        # 1b. colliders, accumulated: one loop each, so that each compiles on its own
+        for k in ti.static(range(m.counts.get("collider", 0))):
+            for b, i in ti.ndrange(m.num_envs, m.counts["particle"]):
+                self.force[so, b, i] += self.colliders.particle_force_k(k, b, self.x[si, b, i],
+                                                                        self.v[si, b, i], a, so)
         # 2. springs, accumulated
         for b, s in ti.ndrange(m.num_envs, m.counts["spring"]):
             ia, ib = m.spring_indices[s, 0], m.spring_indices[s, 1]

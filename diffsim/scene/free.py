@@ -1,0 +1,57 @@
+"""Free parameters: the model parameters a scene opens to training or identification.
+
+A ``[[free]]`` table names a model parameter with bounds and a scaling. Optimisers work in
+the *unit coordinate* ``z`` in [0, 1]: linear, ``p = lower + z (upper - lower)``, or
+logarithmic, ``p = lower (upper / lower)^z``, so a stiffness searched over
+[1e2, 1e5] N/m moves by decades rather than by Newtons-per-metre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FreeParam:
+    """One free parameter.
+
+    Attributes:
+        name: model parameter name, e.g. ``"spring_stiffness"``.
+        lower, upper: bounds, in the parameter's units.
+        scale: ``"linear"`` or ``"log"`` (then ``lower > 0``).
+        init: starting value from the scene (``None``: the model's value).
+        units: the parameter's units (filled in when the model is built).
+        shape: the parameter's shape ``[B, ...]`` (filled in when the model is built).
+    """
+
+    name: str
+    lower: float
+    upper: float
+    scale: str = "linear"
+    init: float | None = None
+    units: str = ""
+    shape: tuple = field(default_factory=tuple)
+
+    def to_unit(self, value) -> np.ndarray:
+        """Parameter value(s) -> unit coordinate(s) in [0, 1] (outside when out of bounds)."""
+        v = np.asarray(value, dtype=np.float64)
+        if self.scale == "log":
+            return (np.log(v) - np.log(self.lower)) / (np.log(self.upper) - np.log(self.lower))
+        return (v - self.lower) / (self.upper - self.lower)
+
+    def from_unit(self, z) -> np.ndarray:
+        """Unit coordinate(s) -> parameter value(s)."""
+        z = np.asarray(z, dtype=np.float64)
+        if self.scale == "log":
+            return self.lower * (self.upper / self.lower) ** z
+        return self.lower + z * (self.upper - self.lower)
+
+    def clip(self, value) -> np.ndarray:
+        """``value`` clipped to [lower, upper]."""
+        return np.clip(np.asarray(value, dtype=np.float64), self.lower, self.upper)
+
+    def contains(self, value) -> bool:
+        v = np.asarray(value, dtype=np.float64)
+        return bool(np.all((v >= self.lower) & (v <= self.upper)))
