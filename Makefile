@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # requirement would download a several-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-all venv bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,8 +21,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/diffsim demo --out out/demo
 
+# The everyday suite (about 10 minutes on 2 cores): every gradient path against finite
+# differences, every physics reference on small scenes. Slow validations are marked
+# `slow` and run by test-all.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -x tests
+	$(BIN)/python -m pytest -q -x -m "not slow" tests
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/mass_spring.py

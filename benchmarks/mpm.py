@@ -258,7 +258,7 @@ def main():
     p.add_argument("--cases", default="walker2d,peer2d,robot3d,peer3d,throughput,coldstart")
     p.add_argument("--iters", type=int, default=4, help="training iterations (the first compiles)")
     p.add_argument("--iters-3d", type=int, default=3)
-    p.add_argument("--window", type=int, default=128, help="2D checkpoint window [steps]")
+    p.add_argument("--window", type=int, default=64, help="2D checkpoint window [steps]")
     p.add_argument("--window-3d", type=int, default=48, help="3D checkpoint window [steps]")
     p.add_argument("--peer-dir", type=Path, help="checkout of taichi-dev/difftaichi")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mpm.json")

@@ -8,7 +8,9 @@
 3. Closed-loop memory modes: keeping every step's inputs vs ``torch.utils.checkpoint``
    over segments; time per iteration and bytes autograd keeps outside checkpoints.
 
-Times are the minimum over repeats, wall clock and process CPU time.
+Overheads are medians of per-pair time ratios over 25 alternating engine/bridge runs (the
+estimate least disturbed by other load on a shared machine); other times are minima over
+repeats. Wall clock and process CPU time are both recorded.
 
     python benchmarks/torch_bridge.py --threads 1                 # unpinned
     taskset -c 0 python benchmarks/torch_bridge.py --threads 1    # pinned to one core
@@ -59,7 +61,31 @@ def timed(fn, repeats, warmup=None):
     return float(np.min(wall)), float(np.min(cpu))
 
 
-def overhead(scale, steps, window, repeats):
+def paired(engine, bridge, pairs):
+    """Run ``engine`` and ``bridge`` alternately ``pairs`` times (order swapped every pair,
+    after one warm-up each). Load on a shared machine drifts slowly, so the median of the
+    per-pair time ratios is its most robust estimate of the overhead; the minima are given
+    too. Times in seconds, wall clock and process CPU time."""
+    engine(), bridge()
+    rows = []
+    for i in range(pairs):
+        row = {}
+        for name, fn in ((("engine", engine), ("bridge", bridge)) if i % 2 == 0
+                         else (("bridge", bridge), ("engine", engine))):
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            row[name] = (time.perf_counter() - w, time.process_time() - c)
+        rows.append(row)
+    e_wall, e_cpu = np.array([r["engine"] for r in rows]).T
+    b_wall, b_cpu = np.array([r["bridge"] for r in rows]).T
+    return {"engine_s": float(e_wall.min()), "bridge_s": float(b_wall.min()),
+            "engine_cpu_s": float(e_cpu.min()), "bridge_cpu_s": float(b_cpu.min()),
+            "overhead_median": float(np.median(b_wall / e_wall) - 1),
+            "overhead_cpu_median": float(np.median(b_cpu / e_cpu) - 1),
+            "overhead_min": float(b_wall.min() / e_wall.min() - 1)}
+
+
+def overhead(scale, steps, window, pairs):
     model, solver = walker(1, scale, window)
     A = model.counts["actuator"]
     rng = np.random.default_rng(0)
@@ -86,26 +112,10 @@ def overhead(scale, steps, window, repeats):
         with torch.no_grad():
             op(actions=a, params={"spring_stiffness": k})
 
-    # interleave the two so that load changes hit both alike
-    names = ("engine", "bridge", "engine_fwd", "bridge_fwd")
-    fns = dict(zip(names, (engine, bridge, engine_fwd, bridge_fwd)))
-    wall, cpu = {n: [] for n in names}, {n: [] for n in names}
-    for _ in range(3):
-        for n in names:
-            w, c = timed(fns[n], repeats)
-            wall[n].append(w)
-            cpu[n].append(c)
-    w = {n: min(v) for n, v in wall.items()}
-    c = {n: min(v) for n, v in cpu.items()}
+    fwd, both = paired(engine_fwd, bridge_fwd, pairs), paired(engine, bridge, pairs)
     return {"robot": f"walker x{scale}", "particles": model.counts["particle"],
             "springs": model.counts["spring"], "steps": steps, "window": window,
-            "engine_s": w["engine"], "bridge_s": w["bridge"],
-            "overhead": w["bridge"] / w["engine"] - 1,
-            "engine_fwd_s": w["engine_fwd"], "bridge_fwd_s": w["bridge_fwd"],
-            "overhead_fwd": w["bridge_fwd"] / w["engine_fwd"] - 1,
-            "engine_cpu_s": c["engine"], "bridge_cpu_s": c["bridge"],
-            "overhead_cpu": c["bridge"] / c["engine"] - 1,
-            "overhead_fwd_cpu": c["bridge_fwd"] / c["engine_fwd"] - 1}
+            **{f"{k}": v for k, v in both.items()}, **{f"fwd_{k}": v for k, v in fwd.items()}}
 
 
 def batching(num_envs, steps, closed_steps, repeats):
@@ -172,23 +182,27 @@ def main(argv=None):
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "torch_bridge.json"))
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 5)
+    pairs = 3 if args.quick else 25
     steps = 50 if args.quick else 200
     backend.init(arch="cpu", precision="float32", threads=args.threads)
     pinned = len(os.sched_getaffinity(0)) == 1
     load_start = os.getloadavg()
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    # Per-step tensors and the controller are tiny: torch's intra-op threads only add
+    # synchronisation (50+ ms per closed-loop step at B = 8 on a busy machine instead of 2).
+    torch.set_num_threads(1)
 
     res = {"overhead": [], "batching": [], "memory": []}
     for scale in (1, 10):
         for window in (steps, steps // 4):
-            r = overhead(scale, steps, window, repeats)
+            r = overhead(scale, steps, window, pairs)
             res["overhead"].append(r)
             print(f"overhead {r['robot']:>11} N={r['particles']:4d} S={r['springs']:4d} T={steps} "
-                  f"W={window:3d}: engine {r['engine_s'] * 1e3:8.1f} ms  bridge "
-                  f"{r['bridge_s'] * 1e3:8.1f} ms  ({100 * r['overhead']:+.1f}%)  forward only "
-                  f"{r['engine_fwd_s'] * 1e3:7.1f} / {r['bridge_fwd_s'] * 1e3:7.1f} ms "
-                  f"({100 * r['overhead_fwd']:+.1f}%)  CPU time: {100 * r['overhead_cpu']:+.1f}% / "
-                  f"forward {100 * r['overhead_fwd_cpu']:+.1f}%", flush=True)
+                  f"W={window:3d}: engine {r['engine_s'] * 1e3:7.1f} ms  bridge "
+                  f"{r['bridge_s'] * 1e3:7.1f} ms (min)  overhead: median "
+                  f"{100 * r['overhead_median']:+.1f}%, CPU {100 * r['overhead_cpu_median']:+.1f}%,"
+                  f" min {100 * r['overhead_min']:+.1f}%;  forward only: median "
+                  f"{100 * r['fwd_overhead_median']:+.1f}%, CPU "
+                  f"{100 * r['fwd_overhead_cpu_median']:+.1f}%", flush=True)
     for B in (1, 8, 64):
         r = batching(B, steps, steps // 2, repeats)
         res["batching"].append(r)
@@ -205,7 +219,7 @@ def main(argv=None):
     res["meta"] = {"pinned": pinned, "cpus": sorted(os.sched_getaffinity(0)),
                    "machine": platform.machine(), "python": platform.python_version(),
                    "torch": torch.__version__, "precision": "float32", "quick": args.quick,
-                   "taichi_threads": args.threads, "repeats": repeats,
+                   "taichi_threads": args.threads, "torch_threads": 1, "repeats": repeats,
                    "loadavg_at_start": load_start, "loadavg_at_end": os.getloadavg(),
                    "date": time.strftime("%Y-%m-%d %H:%M")}
     out = Path(args.out)

@@ -60,22 +60,6 @@ def command(name: str, help: str, configure: Callable | None = None):
     return deco
 
 
-def resolve_arch(arch: str) -> str:
-    """``auto`` -> ``auto`` where a GPU driver is visible, else ``cpu``.
-
-    Taichi 1.7.4's GPU probe (CUDA, Vulkan, Metal, then OpenGL) crashes the process in the
-    OpenGL step on machines without a GPU driver, so ``auto`` only probes when CUDA's
-    driver library is present (or on macOS, where Metal is always there).
-    """
-    if arch != "auto":
-        return arch
-    import ctypes.util
-
-    if sys.platform == "darwin" or ctypes.util.find_library("cuda"):
-        return "auto"
-    return "cpu"
-
-
 def init_backend(arch: str = "auto", precision: str | None = None):
     """Initialise the engine (or accept an earlier, compatible initialisation).
 
@@ -90,7 +74,7 @@ def init_backend(arch: str = "auto", precision: str | None = None):
             raise UsageError(f"the engine already runs in {info.precision}; {precision} was asked for")
         precision = info.precision
     try:
-        return backend.init(arch=resolve_arch(arch), precision=precision or "float32")
+        return backend.init(arch=arch, precision=precision or "float32")
     except (RuntimeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
 

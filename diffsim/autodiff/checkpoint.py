@@ -86,7 +86,8 @@ class Rollout:
         self.truncate = bool(truncate)
         self._checkpoints: list[dict] = []
         self._controls = {}
-        self._window_valid_for = None  # index of the segment whose frames sit in the window
+        # (segment index, solver.window_version) of the frames the forward left in the window
+        self._window_valid_for = None
         self._commands = None
 
     # -- segments ---------------------------------------------------------------------------
@@ -109,7 +110,7 @@ class Rollout:
                 tape.step(s, s.state(j), s.state(j + 1), s.control(j), self.dt)
             if self.diagnostics is not None and tape is None:
                 self.diagnostics.check_forward(s, j + 1, t0 + j + 1)
-        self._window_valid_for = k
+        self._window_valid_for = (k, s.window_version)
 
     # -- forward ------------------------------------------------------------------------------
     def forward(self, initial: dict, actions=None, controls: dict | None = None) -> dict:
@@ -184,9 +185,9 @@ class Rollout:
         for k in reversed(range(len(segments))):
             t0, n = segments[k]
             tape = Tape()
-            if self._window_valid_for == k:
-                # The forward left this segment's frames in the window: record without
-                # recomputing (the common full-tape case).
+            if self._window_valid_for == (k, s.window_version):
+                # The forward left this segment's frames in the window and nothing has
+                # written to it since: record without recomputing (the full-tape case).
                 self._record_segment(tape, t0, n)
             else:
                 s.write_frame(0, self._checkpoints[k])

@@ -16,17 +16,29 @@ import taichi as ti
 
 
 @ti.func
+def _signed_abs(z):
+    """``|z|`` whose derivative at ``z = 0`` is +1, the side the ``z >= 0`` selects take.
+
+    ``ti.abs`` has derivative 0 at 0, which made the adjoint of :func:`softplus` at a depth
+    of exactly zero (a particle resting on the ground it was placed on) 1 instead of 1/2.
+    """
+    return ti.select(z >= 0, z, -z)
+
+
+@ti.func
 def softplus(z, eps):
     """``eps * log(1 + exp(z / eps))``, stable; ``max(z, 0)`` when ``eps == 0``."""
-    # Written without branches (see diffsim.contact.sdf): with eps = 0 the correction is
+    # Both pieces stay finite for every z (exp of a non-positive number), so the adjoint of
+    # the piece a select discards is 0, never 0 * inf. With eps = 0 the correction is
     # 0 * log(1 + exp(-|z| / 1e-30)) = 0, and so is its derivative.
-    return ti.max(z, 0.0) + eps * ti.log(1.0 + ti.exp(-ti.abs(z) / ti.max(eps, 1e-30)))
+    e = ti.exp(-_signed_abs(z) / ti.max(eps, 1e-30))
+    return ti.select(z >= 0, z, 0.0) + eps * ti.log(1.0 + e)
 
 
 @ti.func
 def sigmoid(z, eps):
     """Derivative of :func:`softplus` in ``z``; the step ``z > 0`` when ``eps == 0``."""
-    e = ti.exp(-ti.abs(z) / ti.max(eps, 1e-30))
+    e = ti.exp(-_signed_abs(z) / ti.max(eps, 1e-30))
     smooth = ti.select(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     return ti.select(eps > 0, smooth, ti.select(z > 0, 1.0, 0.0))
 

@@ -20,12 +20,11 @@ EXIT_INTERRUPTED = 130
 
 
 def _backend(args):
-    from ..cli import resolve_arch
     from ..core import backend
 
     if args.threads is not None and backend.info() is None:
         # the thread count is fixed when the engine starts
-        return backend.init(arch=resolve_arch(args.arch), precision=args.precision or "float32",
+        return backend.init(arch=args.arch, precision=args.precision or "float32",
                             threads=args.threads)
     return init_backend(args.arch, args.precision)
 

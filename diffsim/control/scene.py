@@ -16,11 +16,11 @@ tables out of the document and hands the rest to :func:`diffsim.scene.load_scene
 """
 
 import copy
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
 from ..scene import SceneError, load_scene
 from ..scene.schema import OPTIONAL, Context, Key, Table, validate_table

@@ -41,9 +41,29 @@ def _resolve_arch(arch: str):
     if arch == "cpu":
         return ti.cpu
     if arch == "auto":
-        # ti.gpu tries CUDA, Vulkan, Metal, OpenGL in turn and falls back to the CPU.
-        return ti.gpu
+        return _auto_arch()
     return {"gpu": ti.gpu, "cuda": ti.cuda, "vulkan": ti.vulkan, "metal": ti.metal}[arch]
+
+
+def _auto_arch():
+    """A GPU where a driver is visible, else the CPU, without a crashing probe.
+
+    ``ti.gpu`` tries CUDA, Vulkan, Metal and then OpenGL; in Taichi 1.7.4 the OpenGL step
+    crashes the process on machines with no GPU driver at all. So ``auto`` asks for CUDA
+    only when its driver library is installed (Taichi falls back to the CPU when the device
+    itself is unusable), Metal on macOS, and the full probe only when
+    ``DIFFSIM_PROBE_GPU=1`` asks for it (Vulkan-only machines).
+    """
+    import ctypes.util
+    import sys
+
+    if os.environ.get("DIFFSIM_PROBE_GPU") == "1":
+        return ti.gpu
+    if sys.platform == "darwin":
+        return ti.metal
+    if ctypes.util.find_library("cuda"):
+        return ti.cuda
+    return ti.cpu
 
 
 def init(arch: str = "auto", precision: str = "float32", threads: int | None = None,

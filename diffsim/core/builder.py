@@ -7,7 +7,7 @@ parameter to a ``[B, ...]`` field; per-environment values are set afterwards wit
 ``model.set(name, value)``.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -17,7 +17,8 @@ address them by name (``model.param("spring_stiffness")``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import taichi as ti
@@ -40,6 +41,12 @@ class Parameter:
     field: object
     units: str = ""
     doc: str = ""
+    # The owning model's deferred initial fills (see :meth:`Model.flush`); run before access.
+    pending: list | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def _flush(self) -> None:
+        if self.pending:
+            flush_pending(self.pending)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -47,10 +54,16 @@ class Parameter:
 
     def numpy(self) -> np.ndarray:
         """Current value, shape ``[B, ...]``."""
+        self._flush()
         return self.field.to_numpy()
 
     def set(self, value) -> None:
         """Assign a value broadcastable to ``[B, ...]``."""
+        value = self._checked(value)
+        self._flush()
+        self.field.from_numpy(value)
+
+    def _checked(self, value) -> np.ndarray:
         value = np.asarray(value, dtype=backend.np_real())
         try:
             value = np.broadcast_to(value, self.shape)
@@ -59,14 +72,27 @@ class Parameter:
                              f"(or broadcastable), got {value.shape}") from None
         if not np.all(np.isfinite(value)):
             raise ValueError(f"parameter {self.name!r}: value contains NaN or Inf")
-        self.field.from_numpy(np.ascontiguousarray(value))
+        return np.ascontiguousarray(value)
+
+    def set_deferred(self, value) -> None:
+        """Like :meth:`set`, but the write waits for the model's next flush (builders use it)."""
+        self.pending.append((self.field, self._checked(value)))
 
     def grad(self) -> np.ndarray:
         """Accumulated gradient, shape ``[B, ...]``."""
+        self._flush()
         return self.field.grad.to_numpy()
 
     def zero_grad(self) -> None:
+        self._flush()
         self.field.grad.fill(0)
+
+
+def flush_pending(pending: list) -> None:
+    """Fill fields declared earlier with their values: ``pending`` holds ``(field, array)``."""
+    while pending:
+        f, value = pending.pop(0)
+        f.from_numpy(value)
 
 
 @ti.data_oriented
@@ -96,6 +122,11 @@ class Model:
         self.params: dict[str, Parameter] = {}
         self.meta: dict = {}
         self._topology_fields: dict[str, object] = {}
+        # Initial values wait here until every field is declared: the first fill places all
+        # fields declared so far in one Taichi SNode tree, and a process may hold only 512
+        # trees, so filling each field as it is created would exhaust them after a few
+        # dozen models (a segfault in Taichi 1.7).
+        self._pending: list = []
 
     # -- construction (builders call these) ---------------------------------------------
     def add_param(self, name: str, value: np.ndarray, units: str = "", doc: str = "") -> Parameter:
@@ -106,9 +137,9 @@ class Model:
                              f"got shape {value.shape}")
         shape = tuple(max(s, 1) for s in value.shape)
         f = ti.field(backend.real(), shape=shape, needs_grad=True)
-        p = Parameter(name, f, units, doc)
+        p = Parameter(name, f, units, doc, pending=self._pending)
         if value.size:
-            p.set(value)
+            p.set_deferred(value)
         self.params[name] = p
         setattr(self, name, f)
         return p
@@ -120,10 +151,14 @@ class Model:
         shape = tuple(max(s, 1) for s in value.shape) if value.ndim else (1,)
         f = ti.field(ti.i32, shape=shape)
         if value.size:
-            f.from_numpy(value.reshape(shape) if value.shape == shape else value)
+            self._pending.append((f, np.ascontiguousarray(value.reshape(shape))))
         self._topology_fields[name] = f
         setattr(self, name, f)
         return f
+
+    def flush(self) -> None:
+        """Write the deferred initial values into the fields (solvers call this on build)."""
+        flush_pending(self._pending)
 
     # -- access ---------------------------------------------------------------------------
     def param(self, name: str) -> Parameter:

@@ -21,7 +21,7 @@ from .base import Material, register
 class MaterialFluid(Material):
     """Weakly compressible fluid with bulk modulus ``bulk_modulus`` ``K`` [Pa].
 
-    The Taichi functions follow the MPM material signature of
+    ``update`` follows the MPM material signature of
     :class:`~diffsim.materials.plastic.PlasticMaterial` (``mu`` and ``lam`` are unused;
     ``q[0] = K``); the NumPy references take ``K`` directly.
     """
@@ -32,20 +32,16 @@ class MaterialFluid(Material):
 
     @staticmethod
     @ti.func
-    def project(F, Jp, mu, lam, q):
+    def update(F, Jp, mu, lam, q):
+        """``(J^(1/d) I, Jp, K (J - 1) J I)``: shear is forgotten, the volume ratio kept."""
         J = F.determinant()
         s = ti.cast(0.0, float)
         if ti.static(F.n == 2):
             s = ti.sqrt(J)
         else:
             s = ti.exp(ti.log(J) / 3.0)
-        return s * ti.Matrix.identity(float, F.n), Jp
-
-    @staticmethod
-    @ti.func
-    def kirchhoff(F, Jp, mu, lam, q):
-        J = F.determinant()
-        return q[0] * (J - 1.0) * J * ti.Matrix.identity(float, F.n)
+        I = ti.Matrix.identity(float, F.n)
+        return s * I, Jp, q[0] * (J - 1.0) * J * I
 
     @staticmethod
     def energy_np(F, K):

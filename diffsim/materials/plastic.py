@@ -27,9 +27,10 @@ autodiff reports "Not supported"), so this module carries its own differentiable
 are exact where the stretches are distinct; at (near-)repeated stretches the eigenvectors
 are ill-defined and the plastic branch's gradient degrades (see docs/solvers_mpm.md).
 
-Every material gives a Taichi ``project(F, Jp, mu, lam, q)`` and ``kirchhoff(F, Jp, mu,
-lam, q)`` (``q``: vector of the extra parameters named in ``extra_params``, in order) and
-NumPy references for the tests.
+Every material gives a Taichi ``update(F, Jp, mu, lam, q) -> (F_E, Jp', tau)``: the return
+mapping of the trial ``F`` and the Kirchhoff stress of the result (``q``: vector of the
+extra parameters named in ``extra_params``, in order), and NumPy references
+(``project_np``, ``kirchhoff_np``, ``stress_np``, ``energy_np``) for the tests.
 """
 
 import numpy as np
@@ -37,8 +38,8 @@ import taichi as ti
 
 from .base import Material, register
 
-_JACOBI_SWEEPS = 5  # cyclic sweeps of 3 rotations; 3x3 converges to float64 round-off in 4-5
-_NEWTON_ITERS = 7   # scaled Newton polar: quadratic convergence, 7 covers stretches ~1e-2..1e2
+_JACOBI_SWEEPS = 4  # cyclic sweeps of 3 rotations; 3x3 reaches float64 round-off in 4
+_NEWTON_ITERS = 5   # scaled Newton polar: round-off for stretches within ~[0.2, 5]
 _MIN_STRETCH = 1e-4  # principal stretches are clamped here before log (inverted particles)
 
 
@@ -177,7 +178,12 @@ def polar_rotation(F):
 @ti.func
 def corotated_kirchhoff(F, mu, lam):
     """Fixed corotated Kirchhoff stress ``2 mu (F - R) F^T + lam (J - 1) J I`` [Pa]."""
-    R = polar_rotation(F)
+    return corotated_kirchhoff_R(F, polar_rotation(F), mu, lam)
+
+
+@ti.func
+def corotated_kirchhoff_R(F, R, mu, lam):
+    """:func:`corotated_kirchhoff` with the rotation ``R`` of ``F`` given."""
     J = F.determinant()
     return 2.0 * mu * matmul_t(F - R, F) + lam * (J - 1.0) * J * ti.Matrix.identity(float, F.n)
 
@@ -213,6 +219,11 @@ def _svd_np(F):
 class PlasticMaterial(Material):
     """Base of the elastoplastic models: corotated elasticity plus a return mapping.
 
+    Subclasses give ``update(F, Jp, mu, lam, q) -> (F_E, Jp', tau)`` (Taichi): the return
+    mapping of the trial ``F`` and the Kirchhoff stress of the result. The mappings only
+    rescale principal stretches, so ``F_E`` has the rotation of ``F``: one polar
+    decomposition serves the projection and the stress.
+
     Class attributes:
         extra_params: ``{name: (units, default, doc)}`` per-particle parameters besides
             ``mu`` and ``lam``, passed to the Taichi functions as the vector ``q`` in order.
@@ -221,11 +232,6 @@ class PlasticMaterial(Material):
 
     extra_params: dict = {}
     plastic_state = False
-
-    @staticmethod
-    @ti.func
-    def kirchhoff(F, Jp, mu, lam, q):
-        return corotated_kirchhoff(F, mu, lam)
 
     @staticmethod
     def stress_np(F, mu, lam):
@@ -257,15 +263,15 @@ class MaterialVonMises(PlasticMaterial):
 
     @staticmethod
     @ti.func
-    def project(F, Jp, mu, lam, q):
+    def update(F, Jp, mu, lam, q):
         sig, V = svd_stretches(F)
         eps = ti.log(sig)
         dev = eps - eps.sum() / F.n
         n = _safe_norm(dev)
         excess = n - q[0] / (2.0 * mu)
         # both branches are formed and one selected: no adjoint stack for Fe
-        Fy = rescale_stretches(F, V, ti.exp(-(excess / n) * dev))
-        return ti.select(excess > 0, Fy, F), Jp
+        Fe = ti.select(excess > 0, rescale_stretches(F, V, ti.exp(-(excess / n) * dev)), F)
+        return Fe, Jp, corotated_kirchhoff_R(Fe, polar_rotation(F), mu, lam)
 
     @staticmethod
     def project_np(F, Jp, mu, lam, q):
@@ -300,7 +306,7 @@ class MaterialSnow(PlasticMaterial):
 
     @staticmethod
     @ti.func
-    def project(F, Jp, mu, lam, q):
+    def update(F, Jp, mu, lam, q):
         sig, V = svd_stretches(F)
         clamped = ti.Vector([ti.min(ti.max(sig[k], 1.0 - q[0]), 1.0 + q[1]) for k in ti.static(range(F.n))])
         ratio = clamped / sig
@@ -309,13 +315,10 @@ class MaterialSnow(PlasticMaterial):
             vol = vol * ratio[k]
         # unclamped particles keep F exactly (V V^T = I only to round-off)
         yielded = (clamped - sig).norm_sqr() > 0
-        return ti.select(yielded, rescale_stretches(F, V, ratio), F), ti.select(yielded, Jp / vol, Jp)
-
-    @staticmethod
-    @ti.func
-    def kirchhoff(F, Jp, mu, lam, q):
-        h = ti.exp(q[2] * (1.0 - Jp))
-        return corotated_kirchhoff(F, mu * h, lam * h)
+        Fe = ti.select(yielded, rescale_stretches(F, V, ratio), F)
+        Jp_new = ti.select(yielded, Jp / vol, Jp)
+        h = ti.exp(q[2] * (1.0 - Jp_new))
+        return Fe, Jp_new, corotated_kirchhoff_R(Fe, polar_rotation(F), mu * h, lam * h)
 
     @staticmethod
     def project_np(F, Jp, mu, lam, q):
@@ -329,12 +332,29 @@ class MaterialSnow(PlasticMaterial):
         return cls.stress_np(F, mu * h, lam * h) @ F.T
 
 
+@ti.func
+def _dp_alpha(phi, d: ti.template()):
+    sin_phi = ti.sin(phi)
+    alpha = sin_phi / ti.sqrt(2.0)
+    if ti.static(d == 3):
+        alpha = ti.sqrt(2.0 / 3.0) * 2.0 * sin_phi / (3.0 - sin_phi)
+    return alpha
+
+
+def _dp_alpha_np(phi, d):
+    s = np.sin(phi)
+    return s / np.sqrt(2) if d == 2 else np.sqrt(2 / 3) * 2 * s / (3 - s)
+
+
 @register
 class MaterialDruckerPrager(PlasticMaterial):
     """Drucker-Prager sand (Klar, Gast, Pradhana, Fu, Schroeder, Jiang and Teran 2016).
 
-    With ``eps = log(sigma)``, ``e = eps - tr(eps)/d`` and
-    ``alpha = sqrt(2/3) 2 sin(phi) / (3 - sin(phi))``: in expansion (``tr eps >= 0``) the
+    With ``eps = log(sigma)``, ``e = eps - tr(eps)/d`` and the cone ``|dev tau| <= -alpha
+    tr tau``: ``alpha = sqrt(2/3) 2 sin(phi) / (3 - sin(phi))`` in 3D (Klar's match to
+    Mohr-Coulomb in triaxial compression) and ``alpha = sin(phi) / sqrt(2)`` in 2D (the
+    exact Mohr-Coulomb condition ``|t1 - t2| <= -sin(phi) (t1 + t2)`` of a plane model,
+    where ``|dev tau| = |t1 - t2| / sqrt(2)``). In expansion (``tr eps >= 0``) the
     sand cannot carry stress and ``F_E = R`` (the cone's tip); otherwise
     ``dgamma = |e| + (d lam + 2 mu) / (2 mu) tr(eps) alpha`` and, when positive,
     ``eps <- eps - dgamma e / |e|``. Parameter ``friction_angle`` ``phi`` [rad].
@@ -345,18 +365,19 @@ class MaterialDruckerPrager(PlasticMaterial):
 
     @staticmethod
     @ti.func
-    def project(F, Jp, mu, lam, q):
+    def update(F, Jp, mu, lam, q):
         sig, V = svd_stretches(F)
+        R = polar_rotation(F)
         eps = ti.log(sig)
         tr = eps.sum()
-        sin_phi = ti.sin(q[0])
-        alpha = ti.sqrt(2.0 / 3.0) * 2.0 * sin_phi / (3.0 - sin_phi)
+        alpha = _dp_alpha(q[0], F.n)
         dev = eps - tr / F.n
         n = _safe_norm(dev)
         dgamma = n + (F.n * lam + 2.0 * mu) / (2.0 * mu) * tr * alpha
         # all three branches are formed and one selected (no adjoint stack for Fe)
         F_cone = rescale_stretches(F, V, ti.exp(-(dgamma / n) * dev))
-        return ti.select(tr >= 0, polar_rotation(F), ti.select(dgamma > 0, F_cone, F)), Jp
+        Fe = ti.select(tr >= 0, R, ti.select(dgamma > 0, F_cone, F))
+        return Fe, Jp, corotated_kirchhoff_R(Fe, R, mu, lam)
 
     @staticmethod
     def project_np(F, Jp, mu, lam, q):
@@ -366,8 +387,7 @@ class MaterialDruckerPrager(PlasticMaterial):
         tr = eps.sum()
         if tr >= 0:
             return U @ Vt, Jp
-        sin_phi = np.sin(q[0])
-        alpha = np.sqrt(2 / 3) * 2 * sin_phi / (3 - sin_phi)
+        alpha = _dp_alpha_np(q[0], d)
         dev = eps - tr / d
         n = np.linalg.norm(dev)
         dgamma = n + (d * lam + 2 * mu) / (2 * mu) * tr * alpha

@@ -8,7 +8,8 @@ Formats (``[output] formats`` or ``--format``):
 * ``png``: ``frames/frame_00000.png`` ...; ``gif``: ``animation.gif``; ``mp4``:
   ``animation.mp4`` (needs imageio-ffmpeg);
 * ``vtu``: ``vtu/frame_00000.vtu`` (springs as line cells; point data ``velocity``,
-  ``mass``) and ``trajectory.pvd``, the time series ParaView opens;
+  ``mass`` and the solver's other per-particle state, e.g. MPM's ``F`` and ``C``) and
+  ``trajectory.pvd``, the time series ParaView opens;
 * ``ply``: ``ply/frame_00000.ply`` point clouds with ``velocity``.
 
 Pictures and meshes show environment ``[output] env`` every ``[output] every`` frames
@@ -216,6 +217,9 @@ def write_outputs(scene, traj: dict, out_dir, formats, actions=None,
                 data["velocity"] = np.pad(v[f], ((0, 0), (0, 3 - scene.dim)))
             if mass is not None:
                 data["mass"] = mass
+            for key, arr in traj.items():  # the solver's other per-particle state (MPM F, C)
+                if key not in ("x", "v") and arr.ndim >= 3 and arr.shape[2] == x.shape[1]:
+                    data[key] = arr[f, env]
             guarded("vtu", lambda: io.write_vtu(out / name, x[f], cells=cells, point_data=data))
             entries.append((f * scene.dt, name))
         guarded("vtu", lambda: _pvd(out / "trajectory.pvd", entries))

@@ -6,7 +6,8 @@ functions that turn a validated spec into a builder (host only, no Taichi), a
 :class:`~diffsim.core.model.Model` and a solver. Each family lives in its own module
 under :mod:`diffsim.scene.kinds` that calls :func:`register_solver` at import; the
 registry imports every module of that package on first use, so adding ``mpm`` or ``fem``
-is one new file and no edit here. Modules elsewhere that register on import are listed in
+is one new file and no edit here; so is a ``scene.py`` module in a solver package
+(``diffsim/solvers/mpm/scene.py``). Other modules that register on import are listed in
 :data:`PLUGIN_MODULES`.
 
 Collider types (``[[colliders]] type = "ground"``) are registered the same way with
@@ -116,7 +117,8 @@ EXTENSION_SECTIONS = {
 
 # Modules outside this package that register solver kinds, collider types or sections
 # when imported (e.g. the contact package's collider types). A module that does not exist
-# is skipped; one that fails to import raises.
+# is skipped; one that fails to import raises. Besides these, every solver package's
+# ``scene`` module (``diffsim/solvers/<family>/scene.py``) is imported.
 PLUGIN_MODULES = ("diffsim.contact.scene",)
 
 _KINDS: dict[str, SolverKind] = {}
@@ -176,7 +178,12 @@ def _discover() -> None:
 
     for info in sorted(pkgutil.iter_modules(kinds.__path__), key=lambda m: m.name):
         importlib.import_module(f"{kinds.__name__}.{info.name}")
-    for module in PLUGIN_MODULES:
+    from .. import solvers as solver_pkg
+
+    family_modules = tuple(f"{solver_pkg.__name__}.{m.name}.scene"
+                           for m in sorted(pkgutil.iter_modules(solver_pkg.__path__), key=lambda m: m.name)
+                           if m.ispkg)
+    for module in PLUGIN_MODULES + family_modules:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -81,6 +81,12 @@ class SolverBase:
         for name, (count, elem) in self.control_layout().items():
             self.control_fields[name] = self._make_field((self.window, B, max(count, 1)), elem)
             setattr(self, name, self.control_fields[name])
+        # Bumped by every write to the window (frames, controls, steps): a rollout reuses the
+        # frames its forward left in the window only if nothing has touched them since.
+        self.window_version = 0
+        # The model's initial values are written now, together with the first use of the
+        # window fields, so model and window share one SNode tree (see Model.flush).
+        model.flush()
 
     # -- layout ------------------------------------------------------------------------
     def state_layout(self) -> dict[str, tuple[int, tuple[int, ...]]]:
@@ -135,6 +141,7 @@ class SolverBase:
 
     # -- the contract ----------------------------------------------------------------------
     def _check_step(self, state_in: State, state_out: State, control: Control):
+        self.window_version += 1
         if state_in.solver is not self or state_out.solver is not self:
             raise ValueError("states belong to another solver")
         if state_out.frame != state_in.frame + 1:
@@ -170,6 +177,7 @@ class SolverBase:
                 for n in (names or self.state_names)}
 
     def write_frame(self, frame: int, arrays: dict[str, np.ndarray]) -> None:
+        self.window_version += 1
         slot = frame * self.substeps
         for name, value in arrays.items():
             if name not in self.state_names:
@@ -218,6 +226,7 @@ class SolverBase:
         """
         if start + n > self.window:
             raise ValueError(f"{n} control steps do not fit the window of {self.window}")
+        self.window_version += 1
         for name in controls:
             if name not in self.control_fields:
                 raise KeyError(f"{type(self).__name__} has no control {name!r}; "

@@ -25,7 +25,6 @@ import taichi as ti
 
 from ..contact import colliders as contact_colliders
 from ..contact.penalty import penalty_force
-from ..core import backend
 from .base import SolverBase
 
 

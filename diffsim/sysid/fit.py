@@ -214,7 +214,7 @@ def _levenberg_marquardt(problem, obj, z, steps, tol, record, h: float = 1e-5):
 
     G, p = z.shape
     damping = np.full(G, 1e-3)
-    r, w, J, _ = residual_jacobian(problem, z, h, "forward")
+    r, w, J, loss = residual_jacobian(problem, z, h, "forward")
     cost = np.array([0.5 * np.sum(w[g] * r[g] ** 2) for g in range(G)])
     done = np.zeros(G, bool)
     for _ in range(steps):
@@ -234,7 +234,8 @@ def _levenberg_marquardt(problem, obj, z, steps, tol, record, h: float = 1e-5):
         cost = np.where(better, new_cost, cost)
         damping = np.where(better, damping / 3.0, damping * 4.0)
         done |= damping > 1e10   # no descent left in any direction: a (box) minimum
-        r, w, J, loss = residual_jacobian(problem, z, h, "forward")
+        if better.any():  # a rejected step leaves z, and so the Jacobian, unchanged
+            r, w, J, loss = residual_jacobian(problem, z, h, "forward")
         record(z.ravel(), loss / obj.scale)
         if done.all():
             return z, True, "relative reduction of the cost below tol in every group"

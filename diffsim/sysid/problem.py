@@ -153,9 +153,10 @@ class SysIDProblem:
 
     # -- evaluation ----------------------------------------------------------------------------
     def _batches(self, experiments):
+        """``[(position of the first, experiments)]`` run together."""
         if self.shared:
-            return [experiments[i:i + self.B] for i in range(0, len(experiments), self.B)]
-        return [experiments]
+            return [(i, experiments[i:i + self.B]) for i in range(0, len(experiments), self.B)]
+        return [(0, experiments)]
 
     def _group_of(self, slot: int) -> int:
         return 0 if self.shared else slot
@@ -179,11 +180,11 @@ class SysIDProblem:
         group_loss = np.zeros(G)
         gvals = np.zeros((self.B, len(self.params)))
         counts = np.zeros(G)
-        for e in exps:
-            counts[self._group_of(self._slot(e, exps, 0))] += 1
+        for k, e in enumerate(exps):
+            counts[self._group_of(self._slot(e, k))] += 1
         terms, trajs = {}, {}
-        for batch in self._batches(exps):
-            slots = [self._slot(e, exps, k) for k, e in enumerate(batch)]
+        for start, batch in self._batches(exps):
+            slots = [self._slot(e, start + k) for k, e in enumerate(batch)]
             out, rollout = self._forward(batch, slots)
             cot = {n: np.zeros_like(out[n]) for n in self.record}
             pgrads_direct: dict = {}
@@ -241,7 +242,7 @@ class SysIDProblem:
         exps = self.experiments if experiments is None else list(experiments)
         parts: dict = {}
         for k, e in enumerate(exps):
-            g = self._group_of(self._slot(e, exps, k))
+            g = self._group_of(self._slot(e, k))
             for term, t in zip(e.terms, ev.terms[e.name]):
                 parts.setdefault(g, {}).setdefault(term.name, []).append((t.residuals, t.irls, k))
         r, w, slices, src = [], [], [], []
@@ -266,17 +267,32 @@ class SysIDProblem:
         out: dict = {}
         exps = self.experiments if experiments is None else list(experiments)
         for k, e in enumerate(exps):
-            g = self._group_of(self._slot(e, exps, k))
+            g = self._group_of(self._slot(e, k))
             for term, t in zip(e.terms, ev.terms[e.name]):
                 out.setdefault((g, term.name), []).append((t.residuals, t.irls))
         return {k: (np.concatenate([r for r, _ in v]), np.concatenate([w for _, w in v]))
                 for k, v in out.items()}
 
     # -- internals -----------------------------------------------------------------------------
-    def _slot(self, e: Experiment, exps: list, k: int) -> int:
+    def _slot(self, e: Experiment, position: int) -> int:
+        """Environment of experiment ``e`` at ``position`` in the evaluated list."""
         if self.shared:
-            return exps.index(e) % self.B
-        return self.experiments.index(e)
+            return position % self.B
+        try:
+            return self._env_of[id(e)]
+        except KeyError:
+            raise ValueError(f"experiment {e.name!r} is not one of the problem's (with "
+                             "shared=False each experiment owns an environment)") from None
+
+    @property
+    def experiments(self) -> list:
+        """The problem's experiments (with ``shared=False``, experiment b runs in env b)."""
+        return self._experiments
+
+    @experiments.setter
+    def experiments(self, value) -> None:
+        self._experiments = list(value)
+        self._env_of = {id(e): b for b, e in enumerate(self._experiments)}
 
     def _used(self, slots) -> np.ndarray:
         used = np.zeros(self.B)

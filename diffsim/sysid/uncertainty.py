@@ -160,6 +160,10 @@ def gauss_newton(problem, z: np.ndarray, step: float = 1e-4, experiments=None,
             keys = np.array([str(keyf(exps[k])) for k in np.concatenate([c for _, _, c in rows])])
             score = J * rw[:, None]                        # per-residual score contributions
             meat = np.zeros((p, p))
+            n_clusters = len(np.unique(keys))
+            if n_clusters < 10:
+                warnings.append(f"{'' if G == 1 else f'group {g}: '}the cluster-robust std rests on "
+                                f"only {n_clusters} clusters and is itself very uncertain")
             for key in np.unique(keys):
                 sc = score[keys == key].sum(axis=0)
                 meat += np.outer(sc, sc)

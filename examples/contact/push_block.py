@@ -62,7 +62,7 @@ def pusher_path(model, knots: np.ndarray, steps: int):
     return traj, per_step
 
 
-def loss_and_grad(model, rollout, ids, knots, steps, weight=1e-3):
+def loss_and_grad(model, rollout, ids, knots, steps, weight=1e-4):
     """Loss = (block centre travel - TARGET)^2 + weight * mean pusher speed^2, and d/dknots."""
     traj, per_step = pusher_path(model, knots, steps)
     x0 = model.initial_state()
@@ -101,12 +101,12 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if backend.info() is None:
         backend.init(arch="cpu", precision="float64")
-    steps = 100 if args.quick else 150
-    iterations = args.iterations or (4 if args.quick else 40)
+    steps = 80 if args.quick else 150
+    iterations = args.iterations or (3 if args.quick else 40)
     model, solver, ids = build(steps)
     rollout = Rollout(solver, steps, DT, record=("x",))
     knots = np.tile([0.6, 0.0], (KNOTS, 1))                 # start: a gentle push right
-    m, v, lr = np.zeros_like(knots), np.zeros_like(knots), 0.1
+    m, v, lr = np.zeros_like(knots), np.zeros_like(knots), 0.05
     history = []
     for it in range(iterations):
         loss, g, travel, _ = loss_and_grad(model, rollout, ids, knots, steps)
@@ -114,7 +114,8 @@ def main(argv=None) -> dict:
         print(f"iter {it:3d}  loss {loss:.3e}  block travel {travel * 100:6.2f} cm")
         m = 0.9 * m + 0.1 * g                                # Adam (Kingma and Ba 2015)
         v = 0.999 * v + 0.001 * g * g
-        knots = knots - lr * (m / (1 - 0.9 ** (it + 1))) / (np.sqrt(v / (1 - 0.999 ** (it + 1))) + 1e-12)
+        step = lr / (1.0 + 0.1 * it)                         # decay: settle instead of orbit
+        knots = knots - step * (m / (1 - 0.9 ** (it + 1))) / (np.sqrt(v / (1 - 0.999 ** (it + 1))) + 1e-12)
     loss, _, travel, out = loss_and_grad(model, rollout, ids, knots, steps)
     history.append(float(loss))
     out_dir = Path(args.out)

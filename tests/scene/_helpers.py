@@ -1,8 +1,7 @@
 """Shared paths and helpers of the scene tests."""
 
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENES_DIR = ROOT / "scenes"

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from diffsim import cli
 from diffsim.cli import COMMANDS, build_parser, command, main
 from diffsim.core import backend
 from diffsim.scene import dump_scene
@@ -129,8 +128,15 @@ def test_auto_arch_never_probes_without_a_driver(monkeypatch):
 
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     monkeypatch.setattr(sys, "platform", "linux")
-    assert cli.resolve_arch("auto") == "cpu"
-    assert cli.resolve_arch("gpu") == "gpu"
+    monkeypatch.delenv("DIFFSIM_PROBE_GPU", raising=False)
+    import taichi as ti
+
+    from diffsim.core import backend
+
+    assert backend._resolve_arch("auto") == ti.cpu
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "libcuda.so.1")
+    assert backend._resolve_arch("auto") == ti.cuda
+    assert backend._resolve_arch("gpu") == ti.gpu
 
 
 def test_console_script(tmp_path):

@@ -2,9 +2,9 @@
 
 import datetime
 import math
+import tomllib
 
 import pytest
-import tomllib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -15,9 +15,10 @@ nodal loads ``+`` tractions. The quasi-static potential keeps only the elastic, 
 load and ground terms. Its stationarity ``r(x) = grad Phi = 0`` is the step's equation;
 :class:`Potential` gives ``Phi``, ``r`` and ``dr/dx`` (sparse) for one environment.
 
-Element stiffness: ``K_e[(a, m), (b, n)] = V_e sum_jl Bop_aj C_mjnl Bop_bl``; entries are
+Element stiffness: ``K_e = V_e G_e^T C_e G_e`` with ``G_e = dvec(F_e)/dx_e`` (constant for
+linear simplices, precomputed) and ``C_e`` the tangent as a ``d^2 x d^2`` matrix; entries are
 scattered into a CSR pattern computed once (``np.bincount`` over a precomputed map), so an
-assembly costs one einsum and one bincount.
+assembly costs two batched matmuls and one bincount.
 """
 
 import numpy as np
@@ -34,19 +35,31 @@ class Pattern:
     """
 
     def __init__(self, elements: np.ndarray, vertex_count: int, dim: int, free: np.ndarray):
-        d, n = dim, vertex_count * dim
+        d, N, n = dim, vertex_count, vertex_count * dim
         self.n = n
-        self.element_dofs = (elements[:, :, None] * d + np.arange(d)).reshape(len(elements), -1)
-        rows = np.repeat(self.element_dofs, self.element_dofs.shape[1], axis=1).ravel()
-        cols = np.tile(self.element_dofs, (1, self.element_dofs.shape[1])).ravel()
-        diag = np.arange(n)
-        keys = np.concatenate([rows * n + cols, diag * n + diag])
-        unique, inverse = np.unique(keys, return_inverse=True)
-        self.entry_map = inverse[: len(rows)]       # element entry -> CSR data index
-        self.diag_map = inverse[len(rows):]         # DOF -> CSR data index of its diagonal
-        self.nnz = len(unique)
-        self.rows, self.cols = unique // n, unique % n
-        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(self.rows, minlength=n))])
+        E, a = elements.shape
+        # Unique vertex pairs first (16x fewer keys than DOF pairs in 3D), as d x d blocks.
+        pairs = (np.repeat(elements, a, axis=1) * N + np.tile(elements, (1, a))).ravel()
+        block_keys, block_of_pair = np.unique(np.concatenate([pairs, np.arange(N) * (N + 1)]),
+                                              return_inverse=True)
+        brow, bcol = block_keys // N, block_keys % N
+        bptr = np.concatenate([[0], np.cumsum(np.bincount(brow, minlength=N))])
+        nb = len(block_keys)
+        # CSR order of every block entry, from a BSR matrix whose data are the entry ids.
+        ids = sp.bsr_matrix((np.arange(1, nb * d * d + 1, dtype=float).reshape(nb, d, d), bcol, bptr),
+                            shape=(n, n)).tocsr()
+        ids.sort_indices()
+        csr_of_block_entry = np.empty(nb * d * d, dtype=np.int64)
+        csr_of_block_entry[ids.data.astype(np.int64) - 1] = np.arange(ids.nnz)
+        self.nnz = ids.nnz
+        self.cols, self.indptr = ids.indices.astype(np.int64), ids.indptr.astype(np.int64)
+        self.rows = np.repeat(np.arange(n), np.diff(self.indptr))
+        # element entry (e, a, m, b, n) -> block (i_a, i_b), offset m d + n
+        blocks = block_of_pair[: E * a * a].reshape(E, a, 1, a, 1)
+        offset = (np.arange(d)[:, None] * d + np.arange(d)[None, :]).reshape(1, 1, d, 1, d)
+        self.entry_map = csr_of_block_entry[blocks * d * d + offset].ravel()
+        diag_blocks = block_of_pair[E * a * a:]
+        self.diag_map = csr_of_block_entry[np.repeat(diag_blocks, d) * d * d + np.tile(np.arange(d) * (d + 1), N)]
         # The free-free block keeps the CSR order (remapping is monotone).
         self.free = free
         self.free_dofs = np.flatnonzero(free)
@@ -73,27 +86,34 @@ class Pattern:
         return sp.csr_matrix((data[self.free_entries], self.free_indices, self.free_indptr), shape=(nf, nf))
 
 
-def element_gradients(field: np.ndarray, elements: np.ndarray, Bop: np.ndarray) -> np.ndarray:
-    """Gradient over each element of a vertex field ``[N, d]``: ``G_mj = sum_a u_am Bop_aj``, ``[E, d, d]``."""
-    return np.einsum("eam,eaj->emj", field[elements], Bop)
+def gradient_matrix(Bop: np.ndarray) -> np.ndarray:
+    """``G[e, m d + j, a d + n] = dF_mj / dx_an = delta_mn Bop_aj``, ``[E, d^2, (d+1) d]``."""
+    E, a, d = Bop.shape
+    G = np.einsum("mn,eaj->emjan", np.eye(d), Bop)
+    return G.reshape(E, d * d, a * d)
 
 
-def scatter_forces(P: np.ndarray, volume: np.ndarray, elements: np.ndarray, Bop: np.ndarray,
+def element_gradients(field: np.ndarray, elements: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """Gradient over each element of a vertex field ``[N, d]`` (``F`` for positions), ``[E, d, d]``."""
+    E, d = len(elements), field.shape[1]
+    return np.matmul(G, field[elements].reshape(E, -1, 1)).reshape(E, d, d)
+
+
+def scatter_forces(P: np.ndarray, volume: np.ndarray, elements: np.ndarray, G: np.ndarray,
                    vertex_count: int) -> np.ndarray:
     """``sum_e V_e P_e Bop_a`` onto vertices: the gradient of ``sum_e V_e Psi(F_e)``, ``[N, d]``."""
-    d = P.shape[1]
-    local = np.einsum("e,emj,eaj->eam", volume, P, Bop)
+    E, d = P.shape[0], P.shape[1]
+    local = (volume[:, None] * np.matmul(P.reshape(E, 1, d * d), G)[:, 0]).reshape(E, -1, d)
     out = np.zeros((vertex_count, d))
     for m in range(d):
         out[:, m] = np.bincount(elements.ravel(), local[:, :, m].ravel(), minlength=vertex_count)
     return out
 
 
-def element_stiffness(C: np.ndarray, volume: np.ndarray, Bop: np.ndarray) -> np.ndarray:
-    """``K_e[(a, m), (b, n)] = V_e sum_jl Bop_aj C_mjnl Bop_bl``, ``[E, (d+1) d, (d+1) d]``."""
-    K = np.einsum("e,eaj,emjnl,ebl->eambn", volume, Bop, C, Bop, optimize=True)
-    E, k = len(C), Bop.shape[1] * Bop.shape[2]
-    return K.reshape(E, k, k)
+def element_stiffness(C: np.ndarray, volume: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """``K_e = V_e G_e^T C_e G_e`` (``C`` as a ``d^2 x d^2`` matrix), ``[E, (d+1) d, (d+1) d]``."""
+    E, d = C.shape[0], C.shape[1]
+    return volume[:, None, None] * np.matmul(np.swapaxes(G, 1, 2), np.matmul(C.reshape(E, d * d, d * d), G))
 
 
 def project_psd(C: np.ndarray) -> np.ndarray:
@@ -112,8 +132,8 @@ class Potential:
     """Incremental potential of one step for one environment (see the module docstring).
 
     Args:
-        geo: ``dict`` with ``elements [E, d+1]``, ``volume [E]``, ``Bop [E, d+1, d]``,
-            ``material``, ``pattern`` (:class:`Pattern`).
+        geo: ``dict`` with ``elements [E, d+1]``, ``volume [E]``, ``G [E, d^2, (d+1) d]``
+            (:func:`gradient_matrix`), ``material``, ``pattern`` (:class:`Pattern`).
         p: per-environment arrays: ``mu, lam, s [E]`` (s = active stress x activation),
             ``fiber [E, d]``, ``mass [N]``, ``alpha, beta`` (floats), ``f_ext [N, d]``,
             ``ground`` (``None`` or ``(height, stiffness)``).
@@ -126,10 +146,10 @@ class Potential:
         self.y = None if h is None else x_n + h * v_n
 
     def _F(self, x):
-        return element_gradients(x, self.geo["elements"], self.geo["Bop"])
+        return element_gradients(x, self.geo["elements"], self.geo["G"])
 
     def _damping_gradient(self, x):
-        return element_gradients(x - self.x_n, self.geo["elements"], self.geo["Bop"])
+        return element_gradients(x - self.x_n, self.geo["elements"], self.geo["G"])
 
     def energy(self, x: np.ndarray) -> float:
         g, p = self.geo, self.p
@@ -157,7 +177,7 @@ class Potential:
         P = cm.evaluate(g["material"], F, p["mu"], p["lam"])[1] + cm.fiber(F, p["fiber"], p["s"])[1]
         if self.h is not None and p["beta"]:
             P = P + p["beta"] / self.h * cm.linear_stress(self._damping_gradient(x), p["mu"], p["lam"])
-        r = scatter_forces(P, g["volume"], g["elements"], g["Bop"], len(x)) - p["f_ext"]
+        r = scatter_forces(P, g["volume"], g["elements"], g["G"], len(x)) - p["f_ext"]
         if self.h is not None:
             h, m = self.h, p["mass"][:, None]
             r += m * (x - self.y) / (h * h) + p["alpha"] / h * m * (x - self.x_n)
@@ -186,4 +206,4 @@ class Potential:
         if p["ground"] is not None:
             height, k = p["ground"]
             diag[d - 1::d] += k * (x[:, -1] < height)
-        return g["pattern"].data(element_stiffness(C, g["volume"], g["Bop"]), diag)
+        return g["pattern"].data(element_stiffness(C, g["volume"], g["G"]), diag)

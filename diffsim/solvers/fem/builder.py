@@ -27,8 +27,11 @@ import numpy as np
 
 from ...core.builder import ModelBuilder
 from ...core.model import Model
-from ...materials import REGISTRY, lame
+from ...materials import lame
 from .mesh import Mesh, boundary_facets, check_elements
+
+# Hyperelastic models with a stress(F, mu, lam) and a host tangent (see constitutive.py).
+MATERIALS = ("stable_neo_hookean", "neo_hookean", "corotated", "linear")
 
 
 class FEMBuilder(ModelBuilder):
@@ -45,8 +48,8 @@ class FEMBuilder(ModelBuilder):
 
     def __init__(self, dim: int = 3, gravity=None, material: str = "stable_neo_hookean"):
         super().__init__(dim, gravity)
-        if material not in REGISTRY:
-            raise KeyError(f"unknown material {material!r}; known: {sorted(REGISTRY)}")
+        if material not in MATERIALS:
+            raise KeyError(f"unknown material {material!r} for FEM; known: {list(MATERIALS)}")
         self.material = material
         self.vertices: list[np.ndarray] = []
         self.velocities: list[np.ndarray] = []
@@ -57,7 +60,8 @@ class FEMBuilder(ModelBuilder):
         self.damping = (0.0, 0.0)
         self._vertex_count = 0
         self._element_count = 0
-        self.fixed: dict[int, int] = {}       # vertex -> bitmask of pinned/kinematic axes
+        self.fixed: dict[int, int] = {}       # vertex -> bitmask of held axes (pinned or driven)
+        self.driven: dict[int, int] = {}      # vertex -> bitmask of axes that follow `target`
         self.kinematic: dict[int, int] = {}   # vertex -> index in the `target` control
         self.kinematic_vertices: list[int] = []
         self.load_vertices: list[int] = []
@@ -137,27 +141,31 @@ class FEMBuilder(ModelBuilder):
         """Hold the given axes (default: all) of these vertices at their current value."""
         mask = self._axes_mask(axes)
         for v in self._vertex_ids(vertices):
-            if int(v) in self.kinematic:
-                raise ValueError(f"vertex {v} is kinematic; it cannot also be pinned")
-            self.fixed[int(v)] = self.fixed.get(int(v), 0) | mask
+            v = int(v)
+            if self.driven.get(v, 0) & mask:
+                raise ValueError(f"vertex {v}: an axis in {list(axes or range(self.dim))} is already "
+                                 "kinematic; it cannot also be pinned")
+            self.fixed[v] = self.fixed.get(v, 0) | mask
 
     def add_kinematic(self, vertices, axes=None) -> np.ndarray:
         """Drive the given axes of these vertices by the per-step control ``target`` [m].
 
         ``target[step, b, k]`` is where kinematic vertex ``k`` is at the end of the step
-        (reached linearly over the substeps); its default is the rest position.
-        Returns the indices ``k`` of these vertices in ``target``.
+        (reached linearly over the substeps); its default is the rest position. Other axes
+        of the vertex stay free or pinned. Returns the indices ``k`` in ``target``.
         """
         mask = self._axes_mask(axes)
         out = []
         for v in self._vertex_ids(vertices):
             v = int(v)
-            if v in self.fixed and v not in self.kinematic:
-                raise ValueError(f"vertex {v} is pinned; it cannot also be kinematic")
+            if (self.fixed.get(v, 0) & ~self.driven.get(v, 0)) & mask:
+                raise ValueError(f"vertex {v}: an axis in {list(axes or range(self.dim))} is already "
+                                 "pinned; it cannot also be kinematic")
             if v not in self.kinematic:
                 self.kinematic[v] = len(self.kinematic_vertices)
                 self.kinematic_vertices.append(v)
             self.fixed[v] = self.fixed.get(v, 0) | mask
+            self.driven[v] = self.driven.get(v, 0) | mask
             out.append(self.kinematic[v])
         return np.asarray(out, dtype=np.int64)
 
@@ -256,14 +264,18 @@ class FEMBuilder(ModelBuilder):
         m.add_param("damping_mass", np.full(B, self.damping[0]), "1/s", "Rayleigh alpha [B]")
         m.add_param("damping_stiffness", np.full(B, self.damping[1]), "s", "Rayleigh beta [B]")
         fixed = np.zeros(N, np.int32)
+        driven = np.zeros(N, np.int32)
         kin = np.full(N, -1, np.int32)
         for v, mask in self.fixed.items():
             fixed[v] = mask
+        for v, mask in self.driven.items():
+            driven[v] = mask
         for v, k in self.kinematic.items():
             kin[v] = k
         m.add_topology("elements", elements.astype(np.int32))
         m.add_topology("element_actuator", actuator)
         m.add_topology("vertex_fixed", fixed)
+        m.add_topology("vertex_driven", driven)
         m.add_topology("vertex_kinematic", kin)
         m.add_topology("load_vertices", np.asarray(self.load_vertices, np.int32))
         m.add_topology("traction_facets", np.asarray(self.traction_facets, np.int32).reshape(-1, D))

@@ -24,35 +24,45 @@ The active fibre term (muscle model, see :mod:`.explicit`) is ``Psi_a = s |F a|`
 ``s = sigma u`` the active stress [Pa] times the activation and ``a`` the fibre direction.
 """
 
+from functools import lru_cache
+
 import numpy as np
 
 _EPS3 = np.zeros((3, 3, 3))
 for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
     _EPS3[_i, _j, _k], _EPS3[_i, _k, _j] = 1.0, -1.0
 _EPS2 = np.array([[0.0, 1.0], [-1.0, 0.0]])
+# d cof_ij / d F_kl = eps_ika eps_jlc F_ac (3D), as a [81, 9] matrix acting on vec(F)
+_DCOF3 = np.einsum("ika,jlc->ijklac", _EPS3, _EPS3).reshape(81, 9)
+_DCOF2 = np.einsum("ik,jl->ijkl", _EPS2, _EPS2)
+# cyclic index pairs of the 3D cofactor: cof_ij = F[i1, j1] F[i2, j2] - F[i1, j2] F[i2, j1]
+_I1, _I2 = np.array([1, 2, 0]), np.array([2, 0, 1])
 # Same floor as the Taichi kernels' safe norm: keeps |F a| differentiable at zero.
 FIBER_EPS = 1e-20
 
 
+@lru_cache(maxsize=None)
 def identity4(d: int):
     """``(d_ik d_jl, d_il d_jk, d_ij d_kl)`` as ``[d, d, d, d]`` arrays."""
-    I = np.eye(d)
-    return (np.einsum("ik,jl->ijkl", I, I), np.einsum("il,jk->ijkl", I, I),
-            np.einsum("ij,kl->ijkl", I, I))
+    eye = np.eye(d)
+    return (np.einsum("ik,jl->ijkl", eye, eye), np.einsum("il,jk->ijkl", eye, eye),
+            np.einsum("ij,kl->ijkl", eye, eye))
 
 
 def cofactor(F: np.ndarray) -> np.ndarray:
     """``dJ/dF = det(F) F^-T`` without the inverse (finite at ``J = 0``), ``[E, d, d]``."""
     if F.shape[-1] == 2:
-        return np.einsum("ik,jl,ekl->eij", _EPS2, _EPS2, F)
-    return 0.5 * np.einsum("iab,jcd,eac,ebd->eij", _EPS3, _EPS3, F, F, optimize=True)
+        return np.stack([np.stack([F[:, 1, 1], -F[:, 1, 0]], -1), np.stack([-F[:, 0, 1], F[:, 0, 0]], -1)], 1)
+    A = F[:, _I1][:, :, _I1] * F[:, _I2][:, :, _I2]
+    B = F[:, _I1][:, :, _I2] * F[:, _I2][:, :, _I1]
+    return A - B
 
 
 def cofactor_derivative(F: np.ndarray) -> np.ndarray:
     """``d cof_ij / d F_kl``, ``[E, d, d, d, d]`` (constant in 2D, linear in F in 3D)."""
     if F.shape[-1] == 2:
-        return np.broadcast_to(np.einsum("ik,jl->ijkl", _EPS2, _EPS2), (len(F), 2, 2, 2, 2))
-    return np.einsum("ika,jlc,eac->eijkl", _EPS3, _EPS3, F, optimize=True)
+        return np.broadcast_to(_DCOF2, (len(F), 2, 2, 2, 2))
+    return (F.reshape(len(F), 9) @ _DCOF3.T).reshape(len(F), 3, 3, 3, 3)
 
 
 def rotation(F: np.ndarray):
@@ -78,7 +88,7 @@ def rotation_derivative(U, s, V) -> np.ndarray:
     # T[e, k, l, i, j] = (U_ki V_lj - U_kj V_li) / (s_i + s_j) for i != j
     UV = np.einsum("eki,elj->eklij", U, V)
     T = (UV - np.swapaxes(UV, 3, 4)) * (off / denom)[:, None, None]
-    return np.einsum("epi,eklij,eqj->epqkl", U, T, V, optimize=True)
+    return np.einsum("epklj,eqj->epqkl", np.einsum("epi,eklij->epklj", U, T), V)
 
 
 def evaluate(name: str, F: np.ndarray, mu: np.ndarray, lam: np.ndarray, tangent: bool = False):
@@ -91,21 +101,21 @@ def evaluate(name: str, F: np.ndarray, mu: np.ndarray, lam: np.ndarray, tangent:
         material is undefined (neo-Hookean with ``J <= 0``), which a line search rejects.
     """
     E, d = F.shape[0], F.shape[1]
-    I = np.eye(d)
+    eye = np.eye(d)
     mu_, lam_ = mu[:, None, None], lam[:, None, None]
     I4, I4T, IxI = identity4(d)
     C = None
     if name == "linear":
-        eps = 0.5 * (F + np.swapaxes(F, 1, 2)) - I
+        eps = 0.5 * (F + np.swapaxes(F, 1, 2)) - eye
         tr = np.trace(eps, axis1=1, axis2=2)
         psi = mu * np.sum(eps * eps, axis=(1, 2)) + 0.5 * lam * tr ** 2
-        P = 2 * mu_ * eps + lam_ * tr[:, None, None] * I
+        P = 2 * mu_ * eps + lam_ * tr[:, None, None] * eye
         if tangent:
             C = mu[:, None, None, None, None] * (I4 + I4T) + lam[:, None, None, None, None] * IxI
     elif name == "neo_hookean":
         J = np.linalg.det(F)
         ok = J > 0
-        Fs = np.where(ok[:, None, None], F, I)  # keep the arithmetic finite where J <= 0
+        Fs = np.where(ok[:, None, None], F, eye)  # keep the arithmetic finite where J <= 0
         logJ = np.log(np.where(ok, J, 1.0))
         G = np.swapaxes(np.linalg.inv(Fs), 1, 2)
         psi = 0.5 * mu * (np.sum(F * F, axis=(1, 2)) - d) - mu * logJ + 0.5 * lam * logJ ** 2
@@ -147,10 +157,10 @@ def evaluate(name: str, F: np.ndarray, mu: np.ndarray, lam: np.ndarray, tangent:
 def param_derivatives(name: str, F: np.ndarray, mu: np.ndarray, lam: np.ndarray):
     """``(dP/dmu, dP/dlam)``, each ``[E, d, d]`` [-]."""
     d = F.shape[1]
-    I = np.eye(d)
+    eye = np.eye(d)
     if name == "linear":
-        eps = 0.5 * (F + np.swapaxes(F, 1, 2)) - I
-        return 2 * eps, np.trace(eps, axis1=1, axis2=2)[:, None, None] * I
+        eps = 0.5 * (F + np.swapaxes(F, 1, 2)) - eye
+        return 2 * eps, np.trace(eps, axis1=1, axis2=2)[:, None, None] * eye
     if name == "neo_hookean":
         J = np.linalg.det(F)
         G = np.swapaxes(np.linalg.inv(F), 1, 2)

@@ -11,8 +11,8 @@ Per substep of length ``h`` (Sifakis and Barbic 2012 for the element forces)::
     v_i'  = exp(-alpha h) v_i + h (f_i / m_i + g)
     x_i'  = x_i + h v_i'
 
-Pinned components keep their value with zero velocity; kinematic components move linearly to
-``target`` over the step's substeps (``x' = x + (target - x) / remaining``,
+Pinned components keep their value with zero velocity; driven (kinematic) components move
+linearly to ``target`` over the step's substeps (``x' = x + (target - x) / remaining``,
 ``v' = (x' - x) / h``). The substep kernel has five top-level loops (contact, nodal loads,
 tractions, elements, integration): forces and lumped masses are accumulated into per-slot
 scratch fields whose first loop *stores*, so Taichi's autodiff differentiates the whole
@@ -27,7 +27,17 @@ import taichi as ti
 
 from ...contact.penalty import penalty_force
 from ...materials import get as get_material
-from .kernels import column, column_sum, identity_like, matmul, matmul_t, matvec, stress_function, trace, vec_dot
+from .kernels import (
+    column,
+    column_sum,
+    identity_like,
+    matmul,
+    matmul_t,
+    matvec,
+    stress_function,
+    trace,
+    vec_dot,
+)
 from .solver import FEMConfig, SolverFEM
 
 
@@ -57,6 +67,19 @@ class SolverFEMExplicit(SolverFEM):
         self.rest_inverse.from_numpy(self.rest_inverse_np.astype(self.dtype))
         self.rest_volume.from_numpy(self.rest_volume_np.astype(self.dtype))
         self.facet_area.from_numpy(np.resize(self.facet_area_np, T).astype(self.dtype))
+
+    def max_stable_dt(self, cfl: float = 0.5) -> float:
+        """Largest stable substep [s] estimate: ``cfl * min_e l_e / c_e`` over environments and
+        elements, with ``l_e`` the shortest edge and ``c_e = sqrt((lam + 2 mu) / rho)`` the
+        dilatational wave speed (damping and muscles tighten it somewhat)."""
+        X = self.model.meta["rest_positions"]
+        el = self.model.topology["elements"]
+        d = self.model.dim
+        pairs = [(i, j) for i in range(d + 1) for j in range(i + 1, d + 1)]
+        edge = np.min([np.linalg.norm(X[el[:, i]] - X[el[:, j]], axis=1) for i, j in pairs], axis=0)
+        mu, lam = self.model.get("element_mu"), self.model.get("element_lam")
+        c = np.sqrt((lam + 2 * mu) / self.model.get("element_density"))
+        return float(cfl * np.min(edge[None] / c))
 
     def scratch_layout(self):
         n, d = self.model.counts["vertex"], self.model.dim
@@ -124,9 +147,9 @@ class SolverFEMExplicit(SolverFEM):
             x, v = self.x[si, b, i], self.v[si, b, i]
             v_free = ti.exp(-dt * m.damping_mass[b]) * v + dt * (
                 self.net_force[so, b, i] / self.lumped_mass[so, b, i] + g)
-            fixed, kin = m.vertex_fixed[i], m.vertex_kinematic[i]
+            fixed, drive, kin = m.vertex_fixed[i], m.vertex_driven[i], m.vertex_kinematic[i]
             held = ti.Vector([ti.cast((fixed >> c) & 1, self.real) for c in ti.static(range(D))])
-            driven = ti.cast(kin >= 0, self.real)
+            driven = ti.Vector([ti.cast((drive >> c) & 1, self.real) for c in ti.static(range(D))])
             x_fixed = x + driven * (self.target[a, b, ti.max(kin, 0)] - x) / remaining
             x_new = held * x_fixed + (1.0 - held) * (x + dt * v_free)
             v_new = held * (x_fixed - x) / dt + (1.0 - held) * v_free

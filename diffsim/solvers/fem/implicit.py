@@ -32,7 +32,7 @@ import scipy.sparse.linalg as spla
 
 from ...core import frames
 from . import constitutive as cm
-from .assembly import Pattern, Potential, element_gradients
+from .assembly import Pattern, Potential, element_gradients, gradient_matrix, scatter_forces
 from .solver import FEMConfig, SolverFEM
 
 _PARAMS = ("element_mu", "element_lam", "element_density", "element_active_stress", "element_fiber",
@@ -66,13 +66,15 @@ class SolverFEMImplicit(SolverFEM):
         super().__init__(model, config, window, memory_budget)
         self.quasi_static = self.config.integrator == "quasi_static"
         self.free = ~self.fixed_mask().ravel()
+        self.driven = self.driven_mask()
         elements = model.topology["elements"]
-        self.geo = {"elements": elements, "volume": self.rest_volume_np, "Bop": self.gradient_operator_np,
+        self.geo = {"elements": elements, "volume": self.rest_volume_np,
+                    "G": gradient_matrix(self.gradient_operator_np),
                     "material": model.meta["material"],
                     "pattern": Pattern(elements, model.counts["vertex"], model.dim, self.free)}
         X = model.meta["rest_positions"]
         self.length_scale = float(np.linalg.norm(np.ptp(X, axis=0)))
-        self.stats = {"newton_iterations": [], "line_search_halvings": 0}
+        self.stats = {"newton_iterations": [], "line_search_halvings": 0, "projected_steps": 0}
 
     # -- inputs of a step -------------------------------------------------------------------------
     def _inputs(self, act_step: int):
@@ -105,14 +107,13 @@ class SolverFEMImplicit(SolverFEM):
                 "vertices": N}
 
     def _fixed_values(self, b: int, x_n: np.ndarray, ctrl: dict, remaining: int) -> np.ndarray:
-        """Start positions with kinematic components moved a ``1/remaining`` of the way to target."""
+        """Start positions with driven components moved a ``1/remaining`` of the way to target."""
         x = x_n.copy()
         kin = self.model.topology["vertex_kinematic"][: self.model.counts["vertex"]]
-        driven = np.flatnonzero(kin >= 0)
-        if len(driven):
-            mask = self.fixed_mask()[driven]
-            step = (ctrl["target"][b][kin[driven]] - x_n[driven]) / remaining
-            x[driven] += np.where(mask, step, 0.0)
+        rows = np.flatnonzero(kin >= 0)
+        if len(rows):
+            step = (ctrl["target"][b][kin[rows]] - x_n[rows]) / remaining
+            x[rows] += np.where(self.driven[rows], step, 0.0)
         return x
 
     # -- linear algebra ------------------------------------------------------------------------------
@@ -162,14 +163,25 @@ class SolverFEMImplicit(SolverFEM):
         phi = pot.energy(x)
         if not np.isfinite(phi):
             raise FEMConvergenceError(0, np.inf, " (the initial guess has inverted elements)")
-        update = np.inf
+        update, r0 = np.inf, None
         for it in range(1, cfg.newton_max_iter + 1):
             r = pot.gradient(x).ravel()[free]
-            H = pattern.free_block(pot.hessian_data(x, project=cfg.project_hessian))
+            rnorm = float(np.max(np.abs(r))) if r.size else 0.0
+            if r0 is None:
+                r0 = rnorm
+            elif rnorm <= 1e-9 * r0:  # residual at solver round-off (one step solves a quadratic Phi)
+                self.stats["newton_iterations"].append(it - 1)
+                return x
+            H = pattern.free_block(pot.hessian_data(x))
             dx = self._solve(H, -r)
             slope = float(r @ dx)
-            if slope >= 0:  # not a descent direction (indefinite Hessian): steepest descent
-                dx = -r / np.maximum(H.diagonal(), 1e-300)
+            if not slope < 0 and cfg.project_hessian:  # indefinite: PSD-projected element Hessians
+                H = pattern.free_block(pot.hessian_data(x, project=True))
+                dx = self._solve(H, -r)
+                slope = float(r @ dx)
+                self.stats["projected_steps"] += 1
+            if not slope < 0:  # still no descent direction: scaled steepest descent
+                dx = -r / np.maximum(np.abs(H.diagonal()), 1e-300)
                 slope = float(r @ dx)
             update = float(np.max(np.abs(dx))) if dx.size else 0.0
             flat = x.ravel().copy()
@@ -225,10 +237,10 @@ class SolverFEMImplicit(SolverFEM):
     def _substep_adjoint(self, x_n, v_n, x1, gx1, gv1, dt, remaining, envs, params, ctrl, pgrad, cgrad):
         """Pull ``(dL/dx', dL/dv')`` of one substep back; returns ``(dL/dx_n, dL/dv_n)`` and
         accumulates parameter and control gradients into ``pgrad`` / ``cgrad``."""
-        m, c, d = self.model, self.model.counts, self.model.dim
+        m, c = self.model, self.model.counts
         fixed = ~self.free.reshape(x_n.shape[1:])
         kin = m.topology["vertex_kinematic"][: c["vertex"]]
-        driven = kin >= 0
+        rows = np.flatnonzero(kin >= 0)
         h = None if self.quasi_static else dt
         gx_n = -gv1 / dt
         gv_n = np.zeros_like(gv1)
@@ -242,10 +254,10 @@ class SolverFEMImplicit(SolverFEM):
             # fixed components of x': explicit cotangent minus what the free equations absorb
             g_fixed = np.where(fixed, g - (H @ lam).reshape(g.shape), 0.0)
             lam = lam.reshape(g.shape)
-            to_target = np.where(driven[:, None], g_fixed / remaining, 0.0)
+            to_target = np.where(self.driven, g_fixed / remaining, 0.0)
             gx_n[b] += g_fixed - to_target
-            if c["kinematic"]:
-                np.add.at(cgrad["target"][b], kin[driven], to_target[driven])
+            if len(rows):
+                np.add.at(cgrad["target"][b], kin[rows], to_target[rows])
             self._param_grads(b, env, x_n[b], v_n[b], x1[b], lam, params, pgrad, cgrad, h)
             if h is not None:
                 D_lam = env["mass"][:, None] * (1.0 / (h * h) + env["alpha"] / h) * lam
@@ -257,24 +269,22 @@ class SolverFEMImplicit(SolverFEM):
 
     def _rest_stiffness_times(self, u: np.ndarray, env: dict) -> np.ndarray:
         """``K0 u`` with ``K0`` the rest (small-strain) stiffness, ``[N, d]``."""
-        from .assembly import scatter_forces
-
         geo = self.geo
-        G = element_gradients(u, geo["elements"], geo["Bop"])
+        G = element_gradients(u, geo["elements"], geo["G"])
         return scatter_forces(cm.linear_stress(G, env["mu"], env["lam"]), geo["volume"], geo["elements"],
-                              geo["Bop"], len(u))
+                              geo["G"], len(u))
 
     def _param_grads(self, b, env, x_n, v_n, x1, lam, params, pgrad, cgrad, h):
         """Accumulate ``-lambda . dr/dq`` into parameter and control gradients of env ``b``."""
         m, c, geo = self.model, self.model.counts, self.geo
         d, elements, V = m.dim, geo["elements"], geo["volume"]
-        F = element_gradients(x1, elements, geo["Bop"])
-        Lam = element_gradients(lam, elements, geo["Bop"])
+        F = element_gradients(x1, elements, geo["G"])
+        Lam = element_gradients(lam, elements, geo["G"])
         dmu, dlam = cm.param_derivatives(geo["material"], F, env["mu"], env["lam"])
         g_mu = -V * np.sum(dmu * Lam, axis=(1, 2))
         g_lam = -V * np.sum(dlam * Lam, axis=(1, 2))
         if h is not None and env["beta"]:
-            G = element_gradients(x1 - x_n, elements, geo["Bop"])
+            G = element_gradients(x1 - x_n, elements, geo["G"])
             tr_G, tr_L = np.trace(G, axis1=1, axis2=2), np.trace(Lam, axis1=1, axis2=2)
             g_mu -= env["beta"] / h * V * np.sum((G + np.swapaxes(G, 1, 2)) * Lam, axis=(1, 2))
             g_lam -= env["beta"] / h * V * tr_G * tr_L
@@ -327,6 +337,20 @@ class SolverFEMImplicit(SolverFEM):
             pot = Potential(self.geo, self._env(b, params, ctrl), x[b], x[b], None)
             out[b] = np.where(fixed, pot.gradient(x[b]), 0.0)
         return out
+
+
+    def stiffness_matrix(self, frame: int = 0, env: int = 0, free_only: bool = True):
+        """Tangent stiffness ``d^2/dx^2 (sum_e V_e (Psi + Psi_active)) + ground`` at ``frame``.
+
+        Returns a SciPy CSR matrix over vertex-major DOFs ``i * dim + m`` (``free_only``:
+        the free DOFs only, ``solver.free`` selects them). With :meth:`lumped_mass_np` it
+        gives the modes: ``K phi = omega^2 M phi``.
+        """
+        x = frames.read_slot(self.x, frame * self.substeps, np.float64)[env]
+        params, ctrl = self._inputs(max(frame - 1, 0))
+        data = Potential(self.geo, self._env(env, params, ctrl), x, x, None).hessian_data(x)
+        pattern = self.geo["pattern"]
+        return pattern.free_block(data) if free_only else pattern.full(data)
 
 
 class SolverFEMQuasiStatic(SolverFEMImplicit):

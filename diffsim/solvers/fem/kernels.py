@@ -152,9 +152,9 @@ def _polar_newton(R, k: ti.template()):
 
 @ti.func
 def stress_linear(F, mu, lam):
-    I = identity_like(F)
-    eps = 0.5 * (F + F.transpose()) - I
-    return 2.0 * mu * eps + lam * trace(eps) * I
+    eye = identity_like(F)
+    eps = 0.5 * (F + F.transpose()) - eye
+    return 2.0 * mu * eps + lam * trace(eps) * eye
 
 
 @ti.func

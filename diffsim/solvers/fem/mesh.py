@@ -7,7 +7,8 @@ A :class:`Mesh` is a vertex array ``[N, dim]`` [m] and an element array ``[E, di
 * generates structured meshes: :func:`box` splits every hexahedral cell of a regular grid
   into the six tetrahedra around its main diagonal (Kuhn's triangulation, conforming across
   cells because every cell is split the same way); :func:`rectangle` splits every square
-  into two triangles; :func:`beam` is a box along x;
+  into two triangles; :func:`beam` is a box along x; :func:`voxels` keeps chosen cells of
+  a grid (one connected body, e.g. a robot);
 * loads files through meshio (``.msh``, ``.vtk``, ``.vtu``, ``.mesh`` and whatever else
   meshio reads), keeps only the vertices the elements use, and refuses meshes with no
   elements of the wanted kind or with inverted or degenerate elements, naming the file;
@@ -173,6 +174,34 @@ def box(resolution=(4, 2, 2), size=(1.0, 0.5, 0.5), origin=(0.0, 0.0, 0.0)) -> M
         tets.append(np.stack(ids, axis=1))
     tets = np.concatenate(tets)
     return _oriented(Mesh(grid, tets, f"box{tuple(n)}"))
+
+
+def voxels(cells, cell_size: float = 0.05, origin=None) -> Mesh:
+    """Occupied cells of a regular grid, each split like :func:`box` (6 tets, or 2 triangles).
+
+    Neighbouring cells share their vertices, so the mesh is one connected body (robots
+    made of cells, like DiffTaichi's grid robots).
+
+    Args:
+        cells: integer cell indices ``[n, dim]``. cell_size: edge length [m].
+        origin: position of grid node ``(0, 0[, 0])`` [m].
+    """
+    cells = np.atleast_2d(np.asarray(cells, dtype=np.int64))
+    dim = cells.shape[1]
+    if dim not in (2, 3) or len(cells) == 0:
+        raise ValueError(f"cells must be a non-empty [n, 2] or [n, 3] integer array, got {cells.shape}")
+    if len(np.unique(cells, axis=0)) != len(cells):
+        raise ValueError("cells must not repeat")
+    lo = cells.min(axis=0)
+    shape = tuple(cells.max(axis=0) - lo + 1)
+    unit = box(shape, shape, lo.astype(float)) if dim == 3 else rectangle(shape, shape, lo.astype(float))
+    # keep the simplices whose centroid lies in an occupied cell
+    centroid_cell = np.floor(unit.vertices[unit.elements].mean(axis=1)).astype(np.int64)
+    occupied = {tuple(c) for c in cells}
+    keep = np.array([tuple(c) in occupied for c in centroid_cell])
+    used, elements = np.unique(unit.elements[keep], return_inverse=True)
+    origin = np.zeros(dim) if origin is None else np.asarray(origin, float)
+    return Mesh(origin + cell_size * unit.vertices[used], elements.reshape(-1, dim + 1), f"voxels({len(cells)})")
 
 
 def beam(length: float = 1.0, width: float = 0.1, height: float = 0.1, resolution=(10, 1, 1),

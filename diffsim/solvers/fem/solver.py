@@ -44,8 +44,9 @@ class FEMConfig:
             gradients) or ``auto`` (direct up to ``direct_max_dofs`` free DOFs, else CG).
         direct_max_dofs: the ``auto`` threshold (measured in docs/benchmarks_fem.md).
         cg_tol: relative residual of CG solves.
-        project_hessian: Newton uses element Hessians projected to positive semi-definite
-            (robust far from equilibrium); the adjoint always uses the exact Hessian.
+        project_hessian: when the exact Hessian gives no descent direction, Newton retries
+            with element Hessians projected to positive semi-definite (Teran et al. 2005);
+            the adjoint always uses the exact Hessian.
     """
 
     integrator: str = "explicit"
@@ -140,6 +141,13 @@ class SolverFEM(SolverBase):
                            minlength=self.model.counts["vertex"])
 
     def fixed_mask(self) -> np.ndarray:
-        """``[N, dim]`` bool: which vertex components are pinned or kinematic."""
-        bits = self.model.topology["vertex_fixed"][: self.model.counts["vertex"]]
+        """``[N, dim]`` bool: which vertex components are held (pinned or kinematic)."""
+        return self._bits("vertex_fixed")
+
+    def driven_mask(self) -> np.ndarray:
+        """``[N, dim]`` bool: which vertex components follow the ``target`` control."""
+        return self._bits("vertex_driven")
+
+    def _bits(self, name: str) -> np.ndarray:
+        bits = self.model.topology[name][: self.model.counts["vertex"]]
         return (bits[:, None] >> np.arange(self.model.dim)) & 1 == 1

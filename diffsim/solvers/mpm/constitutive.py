@@ -2,11 +2,11 @@
 
 MLS-MPM (Hu et al. 2018) needs, per particle and substep, a return mapping of the elastic
 predictor ``F_trial = (I + dt C) F`` and the **Kirchhoff** stress ``tau = P F^T`` of the
-result. Elastoplastic models (:mod:`diffsim.materials.plastic`) and the fluid
-(:mod:`diffsim.materials.fluid`) provide both as ``project(F, Jp, mu, lam, q)`` and
-``kirchhoff(F, Jp, mu, lam, q)``; hyperelastic models (:mod:`diffsim.materials.elastic`)
-only give ``P = stress(F, mu, lam)``, so :func:`mpm_material` wraps them with an identity
-return mapping and ``tau = P F^T``.
+result: ``update(F, Jp, mu, lam, q) -> (F_E, Jp', tau)``. Elastoplastic models
+(:mod:`diffsim.materials.plastic`) and the fluid (:mod:`diffsim.materials.fluid`) provide
+it; hyperelastic models (:mod:`diffsim.materials.elastic`) only give
+``P = stress(F, mu, lam)``, so :func:`mpm_material` wraps them with an identity return
+mapping and ``tau = P F^T``.
 
 Two closed forms replace ``stress(F) @ F^T`` where the generic product is slower or not
 differentiable (tests check both equal the elastic reference):
@@ -40,36 +40,32 @@ _KIRCHHOFF_FAST = {
 
 def mpm_material(name: str):
     """The MPM view of material ``name``: an object with ``name``, ``extra_params``,
-    ``plastic_state``, and Taichi functions ``project`` and ``kirchhoff``."""
+    ``plastic_state`` and the Taichi function ``update(F, Jp, mu, lam, q)``."""
     cls = materials.get(name)
-    if hasattr(cls, "project") and hasattr(cls, "kirchhoff"):
+    if hasattr(cls, "update"):
         return cls
     if not issubclass(cls, Material) or not hasattr(cls, "stress"):
-        raise TypeError(f"material {name!r} has neither an MPM return mapping nor a stress(F)")
+        raise TypeError(f"material {name!r} has neither an MPM update nor a stress(F)")
     fast = _KIRCHHOFF_FAST.get(name)
-
-    @ti.func
-    def project(F, Jp, mu, lam, q):
-        return F, Jp
 
     if fast is not None:
         @ti.func
-        def kirchhoff(F, Jp, mu, lam, q):
-            return fast(F, mu, lam)
+        def update(F, Jp, mu, lam, q):
+            return F, Jp, fast(F, mu, lam)
     else:
         @ti.func
-        def kirchhoff(F, Jp, mu, lam, q):
-            return _plastic.matmul_t(cls.stress(F, mu, lam), F)
+        def update(F, Jp, mu, lam, q):
+            return F, Jp, _plastic.matmul_t(cls.stress(F, mu, lam), F)
 
     return type(f"MPM{cls.__name__}", (), {
         "name": name, "extra_params": {}, "plastic_state": False, "elastic": cls,
-        "project": staticmethod(project), "kirchhoff": staticmethod(kirchhoff)})
+        "update": staticmethod(update)})
 
 
 def mpm_material_names() -> list[str]:
     """Names of every registered material usable by the MPM solver."""
     out = []
     for name, cls in sorted(materials.REGISTRY.items()):
-        if hasattr(cls, "kirchhoff") or hasattr(cls, "stress"):
+        if hasattr(cls, "update") or hasattr(cls, "stress"):
             out.append(name)
     return out

@@ -5,22 +5,22 @@ al. 2015), the elastic deformation gradient ``F`` and, for snow, the plastic vol
 One substep of length ``h`` on a grid of spacing ``dx`` with quadratic B-spline weights
 ``w_ip``:
 
-1. **p2g** (particle to grid): ``F_trial = (I + h C) F``, return mapping
-   ``(F, Jp) <- project(F_trial, Jp)``, Kirchhoff stress ``tau = P F^T`` plus the muscle
-   stress ``a s (F d)(F d)^T``; scatter mass ``m_i = sum_p w_ip m_p`` and momentum
+1. **p2g** (particle to grid): ``F_trial = (I + h C) F``; the material's ``update`` gives
+   the return mapping ``(F, Jp) <- project(F_trial, Jp)`` and the Kirchhoff stress
+   ``tau = P F^T``, plus the muscle stress ``a s (F d)(F d)^T``; scatter mass ``m_i = sum_p w_ip m_p`` and momentum
    ``p_i = sum_p w_ip (m_p v_p + (m_p C_p - 4 h V_p tau_p / dx^2) (x_i - x_p))``;
 2. **grid update**: ``v_i = p_i / m_i + h g``, then the boundary conditions (domain walls,
    the ground, colliders);
 3. **g2p** (grid to particle): ``v_p = sum_i w_ip v_i``,
    ``C_p = 4 / dx^2 sum_i w_ip v_i (x_i - x_p)^T``, ``x_p += h v_p``.
 
-Stages 1-2 are one kernel (three top-level loops: zero the grid, scatter, update) and stage
-3 another. The grid is scratch: it is not kept per step. A substep's adjoint recomputes it
-(kernel 1 forward) and then runs ``g2p.grad`` and ``(p2g + grid update).grad``
-(DiffTaichi's ``diffmpm_checkpointing.py``), so the window stores particle state only.
-Reverse kernels leave the adjoint of every value they stored at zero, so the grid adjoints
-are zero after each substep's backward; :meth:`zero_window_grads` zeroes them once per
-backward sweep.
+The forward substep is two launches: stages 1-2 (four loops: stress, zero the grid,
+scatter, grid update) and stage 3. The grid is scratch, not kept per step: a substep's
+adjoint recomputes it (the first launch again, DiffTaichi's ``diffmpm_checkpointing.py``)
+and then runs, in reverse, the adjoint of g2p, of the grid update, of the scatter and of the
+stress, so the window stores particle state only. The transfers' adjoints are written by
+hand (:mod:`.transfer`); the stress and grid update are differentiated by Taichi from
+kernels that hold just their loop.
 
 Materials are dispatched at compile time over the set present in the model (one kernel per
 set, see :mod:`.constitutive`).
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import taichi as ti
 
+from ...contact import colliders as contact_colliders
 from ...materials.plastic import matmul, matvec
 from ..base import SolverBase
 from . import boundary
@@ -113,11 +114,8 @@ class SolverMPM(TransferMixin, SolverBase):
         # Per-particle affine matrix m C - 4 dt V tau / dx^2 of the current substep (scratch).
         self.affine = ti.Matrix.field(D, D, self.real, shape=(model.num_envs, max(model.counts["particle"], 1)),
                                       needs_grad=True)
-        self.colliders = None
         self.has_colliders = model.counts.get("collider", 0) > 0
-        if self.has_colliders:
-            from ...contact.colliders import ColliderSet
-            self.colliders = ColliderSet(model, self.control_fields)
+        self.colliders = contact_colliders.ColliderSet(model, self.control_fields) if self.has_colliders else None
 
     # -- layout ------------------------------------------------------------------------------
     def state_layout(self):
@@ -128,13 +126,11 @@ class SolverMPM(TransferMixin, SolverBase):
         return out
 
     def control_layout(self):
-        from ...contact import colliders
-        return {**super().control_layout(), **colliders.control_layout(self.model)}
+        return {**super().control_layout(), **contact_colliders.control_layout(self.model)}
 
     def default_controls(self, name):
-        if name.startswith("collider_"):
-            from ...contact import colliders
-            return colliders.default_controls(self.model, name)
+        if name in contact_colliders.CONTROL_NAMES:
+            return contact_colliders.default_controls(self.model, name)
         return super().default_controls(name)
 
     # -- the step ------------------------------------------------------------------------------
@@ -235,8 +231,7 @@ class SolverMPM(TransferMixin, SolverBase):
         q = ti.Vector.zero(self.real, self.q_size)
         for j in ti.static(range(len(self.extra_names[k]))):
             q[j] = ti.static(getattr(m, self.extra_names[k][j]))[b, p]
-        Fe, Jp_new = self.materials[k].project(F_trial, Jp, mu, lam, q)
-        tau = self.materials[k].kirchhoff(Fe, Jp_new, mu, lam, q)
+        Fe, Jp_new, tau = self.materials[k].update(F_trial, Jp, mu, lam, q)
         self.F[so, b, p] = Fe
         if ti.static(self.has_Jp):
             self.Jp[so, b, p] = Jp_new
