@@ -21,14 +21,15 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/diffsim demo --out out/demo
 
-# The everyday suite (about 10 minutes on 2 cores): every gradient path against finite
-# differences, every physics reference on small scenes. Slow validations are marked
-# `slow` and run by test-all.
+# The everyday suite (about 7 minutes on 2 cores): every gradient path against finite
+# differences, every physics reference on small scenes. Two pytest workers (pytest-xdist),
+# one test file per worker at a time: compiling kernels is single-threaded and dominates.
+# Slow validations are marked `slow` and run by test-all.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -x -m "not slow" tests
+	$(BIN)/python -m pytest -q -x -n 2 --dist loadfile -m "not slow" tests
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/mass_spring.py

@@ -220,4 +220,5 @@ class MassSpringBuilder(ModelBuilder):
         m.add_topology("spring_actuator", np.asarray(self.spring_actuator, np.int32))
         m.meta["initial_state"] = {"x": per_env(np.asarray(self.positions), (D,)),
                                    "v": per_env(np.asarray(self.velocities), (D,))}
+        m.flush()  # every field declared: one SNode tree for the whole model
         return m

@@ -157,7 +157,11 @@ class Model:
         return f
 
     def flush(self) -> None:
-        """Write the deferred initial values into the fields (solvers call this on build)."""
+        """Write the deferred initial values into the fields.
+
+        Builders call it at the end of ``finalize`` (so a model's fields share one SNode
+        tree); code that adds fields to a model by hand calls it before using them.
+        """
         flush_pending(self._pending)
 
     # -- access ---------------------------------------------------------------------------

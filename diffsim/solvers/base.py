@@ -84,9 +84,7 @@ class SolverBase:
         # Bumped by every write to the window (frames, controls, steps): a rollout reuses the
         # frames its forward left in the window only if nothing has touched them since.
         self.window_version = 0
-        # The model's initial values are written now, together with the first use of the
-        # window fields, so model and window share one SNode tree (see Model.flush).
-        model.flush()
+        model.flush()  # builders flush on finalize; a hand-made model may not have
 
     # -- layout ------------------------------------------------------------------------
     def state_layout(self) -> dict[str, tuple[int, tuple[int, ...]]]:

@@ -25,6 +25,22 @@ GROUPS = [
 ]
 
 
+_built: dict = {}
+
+
+def _shared():
+    """The default set-up, built once: a solver compiles its kernels per instance, and
+    compiling dominates these checks. Parameters are reset to their built values."""
+    if "default" not in _built:
+        model, rollout, actions, weights = _setup()
+        _built["default"] = (model, rollout, actions, weights,
+                             {n: model.get(n) for n in model.params})
+    model, rollout, actions, weights, values = _built["default"]
+    for n, v in values.items():
+        model.set(n, v)
+    return model, rollout, actions, weights
+
+
 def _setup(num_envs=2, segment=None, dim=2):
     model = tiny_walker(num_envs, dim=dim)
     # Different parameters per environment, so batching is exercised too.
@@ -41,7 +57,7 @@ def _setup(num_envs=2, segment=None, dim=2):
 
 @pytest.mark.parametrize("names", GROUPS, ids=["+".join(g) for g in GROUPS])
 def test_rollout_gradients_match_central_differences(names):
-    model, rollout, actions, weights = _setup()
+    model, rollout, actions, weights = _shared()
     f = rollout_loss_fn(model, rollout, weights, names, actions=actions)
     init = model.initial_state()
     inputs = {"x0": init["x"], "v0": init["v"] + 0.1, "actions": actions}
@@ -56,7 +72,7 @@ def test_rollout_gradients_match_central_differences(names):
 
 
 def test_checkpointed_equals_full_tape():
-    model, full, actions, weights = _setup()
+    model, full, actions, weights = _shared()
     _, ckpt, _, _ = _setup(segment=7)
     ckpt.solver.model.set("spring_stiffness", model.get("spring_stiffness"))
     init = model.initial_state()

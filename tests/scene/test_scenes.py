@@ -30,25 +30,52 @@ def _run(path: Path, out: Path) -> subprocess.CompletedProcess:
                           env={**os.environ, "MPLBACKEND": "Agg"})
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """``{scene path: (completed process, output dir)}`` for every scene, run in parallel."""
-    base = tmp_path_factory.mktemp("scenes")
-    outs = {p: base / p.stem for p in SCENE_FILES}
+# One scene per solver family and every mass-spring scene run in `make test`; the other
+# scenes (more colliders, materials and robots of the same families) in `make test-all`.
+EVERYDAY = {"mass_spring_walker", "mass_spring_lattice_drop", "mass_spring_pendulum",
+            "mass_spring_robot_c", "contact_plane", "contact_mesh", "mpm_walker_2d", "mpm_sand",
+            "fem_drop", "sysid_spring_gripper"}
+FAST = [p for p in SCENE_FILES if p.stem in EVERYDAY]
+SLOW = [p for p in SCENE_FILES if p.stem not in EVERYDAY]
+
+
+def _run_all(paths, base):
+    """``{scene path: (completed process, output dir)}``, two processes at a time."""
+    outs = {p: base / p.stem for p in paths}
     with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
-        done = dict(zip(SCENE_FILES, pool.map(lambda p: _run(p, outs[p]), SCENE_FILES)))
-    return {p: (done[p], outs[p]) for p in SCENE_FILES}
+        done = dict(zip(paths, pool.map(lambda p: _run(p, outs[p]), paths)))
+    return {p: (done[p], outs[p]) for p in paths}
+
+
+@pytest.fixture(scope="module")
+def fast_runs(tmp_path_factory):
+    return _run_all(FAST, tmp_path_factory.mktemp("scenes"))
+
+
+@pytest.fixture(scope="module")
+def slow_runs(tmp_path_factory):
+    return _run_all(SLOW, tmp_path_factory.mktemp("scenes_slow"))
 
 
 def test_scenes_exist():
     names = {p.stem for p in SCENE_FILES}
     assert {"mass_spring_walker", "mass_spring_lattice_drop", "mass_spring_pendulum"} <= names
+    assert EVERYDAY <= names
 
 
-@pytest.mark.parametrize("path", SCENE_FILES, ids=lambda p: p.stem)
-def test_scene_validates_and_runs(path, runs):
+@pytest.mark.parametrize("path", FAST, ids=lambda p: p.stem)
+def test_scene_validates_and_runs(path, fast_runs):
+    _check_run(path, *fast_runs[path])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SLOW, ids=lambda p: p.stem)
+def test_other_scene_validates_and_runs(path, slow_runs):
+    _check_run(path, *slow_runs[path])
+
+
+def _check_run(path, proc, out):
     spec = read_scene(path)
-    proc, out = runs[path]
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     with np.load(out / "trajectory.npz", allow_pickle=False) as z:

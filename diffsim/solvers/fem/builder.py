@@ -289,6 +289,7 @@ class FEMBuilder(ModelBuilder):
                 "force": np.asarray(self.load_values, float).reshape(L, D),
                 "traction": np.asarray(self.traction_values, float).reshape(T, D)},
             initial_state={"x": per_env(X, (D,)), "v": per_env(np.concatenate(self.velocities), (D,))})
+        m.flush()  # every field declared: one SNode tree for the whole model
         return m
 
 

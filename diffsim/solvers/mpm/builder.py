@@ -240,4 +240,5 @@ class MPMBuilder(ModelBuilder):
         m.meta["bodies"] = [dict(name=b["name"], material=b["material"], actuator=b["actuator"],
                                  start=int(start[i]), count=len(b["x"])) for i, b in enumerate(self.bodies)]
         m.meta["initial_state"] = self.initial_state(B)
+        m.flush()  # every field declared: one SNode tree for the whole model
         return m
