@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..scene.schema import OPTIONAL, Context, Key, Table, validate_table
 from .losses import LOSSES
 
-DATA_KINDS = ("markers", "point_cloud")
+DATA_KINDS = ("markers", "point_cloud", "rigid_poses")
 SPLITS = ("trials", "time", "none")
 
 
@@ -24,6 +24,9 @@ def _check(values: dict, path, ctx: Context) -> None:
                 "(one particle index per marker, in the data's marker order)")
     if "marker_particles" in values and values["marker_map"] != "explicit":
         ctx.add(path + ["marker_map"], "marker_particles is given: set marker_map = 'explicit'")
+    if values["data_kind"] == "rigid_poses" and values["kinematic_markers"]:
+        ctx.add(path + ["kinematic_markers"], "rigid_poses data drive no particles: leave "
+                "kinematic_markers empty")
     if values["split"] == "trials" and "heldout" not in values and values["train_fraction"] >= 1.0:
         ctx.add(path + ["train_fraction"], "split = 'trials' with train_fraction = 1 holds "
                 "nothing out; lower it, name heldout trials, or use split = 'none'")
@@ -32,7 +35,11 @@ def _check(values: dict, path, ctx: Context) -> None:
 SYSID = Table({
     "data": Key("path", "measured data file (.csv or .npz; see docs/sysid.md)", OPTIONAL,
                 suffixes=(".csv", ".npz")),
-    "data_kind": Key("str", "what the file holds", "markers", choices=DATA_KINDS),
+    "data_kind": Key("str", "what the file holds: marker trajectories, point clouds, or "
+                     "tracked rigid-body states (NPZ states [S, 13]: the scene's particles move "
+                     "rigidly with the measured pose; every window starts from the measured "
+                     "state)", "markers", choices=DATA_KINDS),
+    "trials": Key("strings", "names of the data's trials to use (default: all)", OPTIONAL),
     "force_data": Key("path", "measured forces of the same trials (trial names must match): "
                       "the reaction on force_particles", OPTIONAL, suffixes=(".csv", ".npz")),
     "force_sigma": Key("float", "force noise scale that whitens force residuals", 1.0, "N",
@@ -51,7 +58,9 @@ SYSID = Table({
     "marker_map": Key("str", "markers -> particles: nearest particle to the marker's first "
                       "sample in the rest shape, or explicit indices", "nearest",
                       choices=("nearest", "explicit")),
-    "marker_particles": Key("array", "explicit map: one particle index per marker", OPTIONAL, "-",
+    "marker_particles": Key("array", "explicit map: one particle index per marker (rigid_poses: "
+                            "the particles compared with the measured pose's body points; "
+                            "default all)", OPTIONAL, "-",
                             lo=0, hi=10**9, shape=("*",), dtype="int"),
     "max_distance": Key("float", "a marker further than this from every particle maps to "
                         "nothing (an error)", 0.01, "m", positive=True, hi=1e6),

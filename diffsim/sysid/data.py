@@ -9,7 +9,9 @@ in newtons. This module reads them into plain NumPy containers in SI units, one 
 
 * :func:`load_markers` / :func:`load_forces` -> list of :class:`Recording` (``values``
   ``[T, M, c]``: M named channels of c components each, e.g. a marker's x, y, z);
-* :func:`load_point_clouds` -> list of :class:`PointCloudRecording` (ragged frames).
+* :func:`load_point_clouds` -> list of :class:`PointCloudRecording` (ragged frames);
+* :func:`load_rigid_poses` -> list of :class:`RigidPoseRecording` (tracked rigid-body
+  pose and velocity per sample, e.g. a tossed cube).
 
 File formats (see docs/sysid.md for examples):
 
@@ -520,6 +522,87 @@ def load_point_clouds(path, length_unit: str | None = None, time_unit: str | Non
         _check_time(path, t[starts], ln[starts])
         off = np.concatenate([starts, [len(t)]])
         out.append(PointCloudRecording(t[starts], p, off, str(path), trial))
+    return out
+
+
+@dataclass
+class RigidPoseRecording:
+    """One trial of tracked rigid-body states, in SI units.
+
+    Attributes:
+        time: sample times [s], ``[T]``, strictly increasing.
+        quat: ``[T, 4]`` orientation, unit quaternion (w, x, y, z).
+        position: ``[T, 3]`` position of the body's reference point [m].
+        omega_body: ``[T, 3]`` angular velocity in the body frame [rad/s].
+        velocity: ``[T, 3]`` linear velocity of the reference point [m/s].
+        source, trial, rows: as in :class:`Recording` (rows: index into ``states``).
+    """
+
+    time: np.ndarray
+    quat: np.ndarray
+    position: np.ndarray
+    omega_body: np.ndarray
+    velocity: np.ndarray
+    source: str = ""
+    trial: str = "0"
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+
+
+def load_rigid_poses(path, length_unit: str | None = None, time_unit: str | None = None
+                     ) -> list[RigidPoseRecording]:
+    """Tracked rigid-body states, one :class:`RigidPoseRecording` per trial.
+
+    NPZ only (``allow_pickle=False``): ``states`` ``[S, 13]`` in Drake's floating-body
+    order ``qw qx qy qz | x y z | wx wy wz | vx vy vz`` (unit quaternion; position
+    [length]; angular velocity in the *body* frame [rad/time]; linear velocity
+    [length/time]); the time axis as ``time`` ``[S]`` or a scalar sample interval ``dt``;
+    trials as ``trial_offsets`` (or ``offsets``) ``[K + 1]`` with optional ``trial_names``;
+    optional unit strings ``length_unit`` / ``time_unit``. Non-finite values and
+    quaternions whose norm is not 1 (to 1e-3) are errors naming the row.
+    """
+    path = Path(os.fspath(path))
+    if _suffix(path) != ".npz":
+        raise DataError(path, "rigid poses are read from .npz files only (states [S, 13])")
+    arrays = _load_npz(path)
+    if "states" not in arrays:
+        raise DataError(path, f"missing array 'states' (has: {', '.join(sorted(arrays))})")
+    st = np.asarray(arrays["states"])
+    if st.dtype.kind not in "fiu" or st.ndim != 2 or st.shape[1] != 13:
+        raise DataError(path, f"'states' must be numeric [S, 13] (quaternion, position, body "
+                        f"angular velocity, linear velocity), found {st.dtype} {st.shape}")
+    st = st.astype(np.float64)
+    n = len(st)
+    ts = _resolve_unit("time_unit", _npz_str(arrays, "time_unit", path), time_unit, path, "s")
+    ls = _resolve_unit("length_unit", _npz_str(arrays, "length_unit", path), length_unit, path, "m")
+    if "offsets" in arrays and "trial_offsets" not in arrays:
+        arrays["trial_offsets"] = arrays["offsets"]
+    trials = _npz_trials(arrays, n, path)
+    if "time" in arrays:
+        time = np.asarray(arrays["time"], np.float64)
+        if time.shape != (n,):
+            raise DataError(path, f"'time' must be [{n}] (one per state), found {time.shape}")
+    elif "dt" in arrays and np.size(arrays["dt"]) == 1 and float(arrays["dt"]) > 0:
+        time = np.empty(n)
+        for _, idx in trials:
+            time[idx] = float(arrays["dt"]) * np.arange(len(idx))
+    else:
+        raise DataError(path, "needs a time axis: 'time' [S] or a scalar sample interval 'dt' > 0")
+    time = time * ts
+    bad = ~np.isfinite(st).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(path, "non-finite state", i, f"states[:, {int(np.argmax(~np.isfinite(st[i])))}]")
+    qn = np.linalg.norm(st[:, 0:4], axis=1)
+    if np.any(np.abs(qn - 1.0) > 1e-3):
+        i = int(np.argmax(np.abs(qn - 1.0) > 1e-3))
+        raise DataError(path, f"quaternion norm {qn[i]:.6g} is not 1 (columns 0-3 must be a unit "
+                        "quaternion w, x, y, z)", i, "states[:, 0:4]")
+    out = []
+    for trial, idx in trials:
+        _check_time(path, time[idx], idx, "index")
+        s = st[idx]
+        out.append(RigidPoseRecording(time[idx], s[:, 0:4] / qn[idx, None], s[:, 4:7] * ls,
+                                      s[:, 7:10] / ts, s[:, 10:13] * ls / ts, str(path), trial, idx))
     return out
 
 

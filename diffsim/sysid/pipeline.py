@@ -5,7 +5,10 @@
 1. read the scene and its ``[sysid]`` table (:mod:`.config`), build the model and solver;
 2. load the data (:mod:`.data`), map markers to particles on the rest shape
    (:mod:`.align`), split trials (or trial tails) into training and held-out experiments,
-   and turn gripper markers into kinematic particles (:mod:`.kinematic`);
+   and turn gripper markers into kinematic particles (:mod:`.kinematic`); tracked
+   rigid-body states (``data_kind = "rigid_poses"``) become virtual markers at the scene's
+   particles moved with the measured pose, and every rollout starts from the measured
+   state (:mod:`.rigid`);
 3. fit the scene's ``[[free]]`` parameters (:mod:`.fit`, with an atomic checkpoint in
    ``DIR/checkpoint.json`` and ``resume``), then the Gauss-Newton uncertainty
    (:mod:`.uncertainty`) on the training experiments;
@@ -81,6 +84,8 @@ class _Builder:
         self.v0 = np.asarray(scene.initial_state["v"][0], float)
         self.penalty = Penalty(cfg["loss"], cfg["huber_delta"])
         self.kinematic = None
+        self.kin_names = []
+        self.poses = {}
         self.forces = {}
         if "force_data" in cfg:
             recs = D.load_forces(_resolve(base, cfg["force_data"]), "default:" + cfg["force_unit"],
@@ -102,6 +107,49 @@ class _Builder:
         if not self.pred_names:
             raise D.DataError(rec.source, "every marker is kinematic: nothing is left to predict")
         self.map = mmap
+
+    def rigid_setup(self, poses: list) -> list:
+        """Virtual-marker recordings of rigid-pose trials (``data_kind = "rigid_poses"``).
+
+        The body frame is the scene's rest shape about its centre of mass (particle masses;
+        uniform when the model has none): particle i sits at ``r_i = x0_i - c``, and a
+        measured pose (q, p) puts it at ``p + R(q) r_i``. The compared particles are
+        ``marker_particles`` (default: all), named ``p<index>``.
+        """
+        from .rigid import rigid_particles
+
+        if self.x0.shape[1] != 3:
+            raise D.DataError(poses[0].source, "rigid_poses data need a 3D scene")
+        model = self.scene.model
+        m = (np.asarray(model.get("particle_mass")[0], float) if "particle_mass" in model.params
+             else np.ones(len(self.x0)))  # a model without particle masses: the centroid
+        self.body = self.x0 - (m @ self.x0) / m.sum()
+        parts = np.asarray(self.cfg.get("marker_particles", np.arange(len(self.x0))), np.int64)
+        names = [f"p{int(i)}" for i in parts]
+        self.map = map_explicit(parts, names, len(self.x0), poses[0].source)
+        self.pred_names = names
+        recs = []
+        for pr in poses:
+            x, _ = rigid_particles(pr.quat, pr.position, pr.omega_body, pr.velocity, self.body[parts])
+            recs.append(D.Recording("markers", pr.time, x, names, np.ones(x.shape[:2], bool),
+                                    pr.source, pr.trial, pr.rows))
+            self.poses[pr.trial] = pr
+        return recs
+
+    def _state_from_pose(self, rec, start: int):
+        """Particle states of the measured rigid state at frame ``start`` (a sample)."""
+        from .rigid import rigid_particles
+
+        pr = self.poses[rec.trial]
+        t = float(pr.time[0]) + start * self.dt
+        j = int(np.argmin(np.abs(pr.time - t)))
+        if abs(float(pr.time[j]) - t) > 1e-3 * self.dt:
+            raise D.DataError(pr.source, f"trial {pr.trial!r}: no measured state at t = {t:.6g} s "
+                              f"(nearest {float(pr.time[j]):.6g} s); rigid_poses rollouts start "
+                              "from measured states, so the scene's dt must be a multiple of the "
+                              "data's sample interval")
+        x, v = rigid_particles(pr.quat[j], pr.position[j], pr.omega_body[j], pr.velocity[j], self.body)
+        return {"x": x, "v": v}
 
     def steps_of(self, rec) -> int:
         return max(1, min(frames_in(rec, self.dt), self.scene.steps))
@@ -159,9 +207,27 @@ class _Builder:
                                    self.penalty, name="forces", first_frame=first_frame,
                                    interpolation=cfg["interpolation"]))
         use_data = cfg["initial_state"] == "data" or start > 0
-        init = self._state_from_data(rec, start) if use_data else {"x": self.x0, "v": self.v0}
+        if cfg["data_kind"] == "rigid_poses":
+            init = self._state_from_pose(rec, start)
+        elif use_data:
+            init = self._state_from_data(rec, start)
+        else:
+            init = {"x": self.x0, "v": self.v0}
         kin = self._kin_positions(rec, start, steps) if self.kin_names else None
         return Experiment(name, init, steps, terms, kinematic=kin, t0=t0)
+
+
+def _chosen(recs: list, cfg: dict, path) -> list:
+    """The trials ``[sysid] trials`` names (all when absent), in the data's order."""
+    if "trials" not in cfg:
+        return recs
+    have = {r.trial for r in recs}
+    unknown = [n for n in cfg["trials"] if n not in have]
+    if unknown:
+        raise D.DataError(path, f"[sysid] trials names trials {unknown[:5]} that the data do not "
+                          f"have ({len(have)} trials: {', '.join([r.trial for r in recs][:10])}...)")
+    keep = set(cfg["trials"])
+    return [r for r in recs if r.trial in keep]
 
 
 def build_experiments(scene, cfg: dict, base: Path, data_path) -> tuple[list, list, "_Builder"]:
@@ -170,10 +236,15 @@ def build_experiments(scene, cfg: dict, base: Path, data_path) -> tuple[list, li
     if cfg["data_kind"] == "point_cloud":
         recs = D.load_point_clouds(data_path, "default:" + cfg["length_unit"],
                                    "default:" + cfg["time_unit"])
+    elif cfg["data_kind"] == "rigid_poses":
+        poses = D.load_rigid_poses(data_path, "default:" + cfg["length_unit"],
+                                   "default:" + cfg["time_unit"])
+        recs = b.rigid_setup(_chosen(poses, cfg, data_path))
     else:
         recs = D.load_markers(data_path, "default:" + cfg["length_unit"],
                               "default:" + cfg["time_unit"], cfg["missing"])
         b.marker_setup(recs[0])
+    recs = _chosen(recs, cfg, data_path)
     by_name = {r.trial: r for r in recs}
     train_names, held_names = _split([r.trial for r in recs], cfg)
     train, held = [], []
@@ -183,7 +254,7 @@ def build_experiments(scene, cfg: dict, base: Path, data_path) -> tuple[list, li
         if cfg["split"] == "time":
             steps = max(1, int(cfg["train_fraction"] * steps))
         w = cfg["window"]
-        if w and cfg["data_kind"] == "markers":
+        if w and cfg["data_kind"] in ("markers", "rigid_poses"):
             for k, start in enumerate(range(0, steps, w)):
                 n = min(w, steps - start)
                 train.append(b.experiment(rec, f"{name}/w{k}", start, n))
@@ -192,7 +263,7 @@ def build_experiments(scene, cfg: dict, base: Path, data_path) -> tuple[list, li
     for name in held_names:
         rec = by_name[name]
         held.append(b.experiment(rec, name, 0, b.steps_of(rec)))
-    if cfg["split"] == "time" and cfg["data_kind"] == "markers":
+    if cfg["split"] == "time" and cfg["data_kind"] in ("markers", "rigid_poses"):
         for name in train_names:
             rec = by_name[name]
             steps = b.steps_of(rec)
