@@ -63,7 +63,10 @@ def test_scene_round_trip(path, tmp_path):
 
 
 def _paths_rebased(spec) -> bool:
-    return "positions_file" in str(spec) or "file" in str(spec.get("initial", {}))
+    """Whether the scene names files, whose relative paths a copy elsewhere rewrites."""
+    sysid = spec.get("sysid", {})
+    return ("positions_file" in str(spec) or "file" in str(spec.get("initial", {}))
+            or "data" in sysid or "force_data" in sysid)
 
 
 def test_round_trip_rebases_asset_paths(tmp_path):
