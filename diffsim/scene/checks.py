@@ -61,7 +61,8 @@ def scene_gradcheck(scene, steps: int | None = None, seed: int = 0, params=None,
     def evaluate(inp, with_grad: bool):
         for n in names:
             model.set(n, inp[n])
-        out = rollout.forward({"x": inp["x0"], "v": inp["v0"]}, inp.get("actions"))
+        # the scene's other state arrays (MPM's F, C, Jp) start as the scene says
+        out = rollout.forward({**init, "x": inp["x0"], "v": inp["v0"]}, inp.get("actions"))
         loss = float(np.sum(weights * out["x"][-1]))
         if not with_grad:
             return loss, {}

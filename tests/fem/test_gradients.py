@@ -48,3 +48,24 @@ def test_gradients_match_finite_differences(integrator, dim, material, steps, su
     dead = {r.name for r in rows if r.analytic_norm == 0.0}
     expected_dead = {"v0", "damping_mass", "damping_stiffness"} if integrator == "quasi_static" else set()
     assert dead == expected_dead, dead
+
+
+def test_implicit_stiffness_damping_gradient_at_zero():
+    """d/d(damping_stiffness) at beta = 0 (no Rayleigh stiffness damping in the scene) is
+    not zero: a fit may switch it on. Once it was skipped with the term itself."""
+    steps, dt = 2, 1e-2
+    model = tiny_scene(3, "stable_neo_hookean", ground=False)
+    model.set("damping_stiffness", 0.0)
+    solver = SolverFEM(model, FEMConfig(integrator="implicit", substeps=1), window=steps)
+    rng = np.random.default_rng(3)
+    inputs = make_inputs(model, solver, steps, rng, params=("damping_stiffness",))
+    inputs["damping_stiffness"] = np.zeros_like(inputs["damping_stiffness"])
+    weights = {"x": rng.normal(size=(steps + 1,) + inputs["x0"].shape), "v": rng.normal(size=inputs["v0"].shape)}
+    full = rollout_loss(solver, steps, dt, weights)
+
+    def f(sub):
+        loss, grads = full({**inputs, **sub})
+        return loss, {"damping_stiffness": grads["damping_stiffness"]}
+    rows = gradcheck(f, {"damping_stiffness": inputs["damping_stiffness"]}, steps=(1e-4, 1e-5), rtol=1e-5)
+    print("\n" + format_table(rows))
+    assert rows[0].passed and rows[0].analytic_norm > 0, format_table(rows)

@@ -283,13 +283,15 @@ class SolverFEMImplicit(SolverFEM):
         dmu, dlam = cm.param_derivatives(geo["material"], F, env["mu"], env["lam"])
         g_mu = -V * np.sum(dmu * Lam, axis=(1, 2))
         g_lam = -V * np.sum(dlam * Lam, axis=(1, 2))
-        if h is not None and env["beta"]:
+        if h is not None:
+            # d/dbeta exists at beta = 0 too (a scene without stiffness damping can fit one)
             G = element_gradients(x1 - x_n, elements, geo["G"])
-            tr_G, tr_L = np.trace(G, axis1=1, axis2=2), np.trace(Lam, axis1=1, axis2=2)
-            g_mu -= env["beta"] / h * V * np.sum((G + np.swapaxes(G, 1, 2)) * Lam, axis=(1, 2))
-            g_lam -= env["beta"] / h * V * tr_G * tr_L
             pgrad["damping_stiffness"][b] -= np.dot(V, np.sum(cm.linear_stress(G, env["mu"], env["lam"]) * Lam,
                                                              axis=(1, 2))) / h
+            if env["beta"]:
+                tr_G, tr_L = np.trace(G, axis1=1, axis2=2), np.trace(Lam, axis1=1, axis2=2)
+                g_mu -= env["beta"] / h * V * np.sum((G + np.swapaxes(G, 1, 2)) * Lam, axis=(1, 2))
+                g_lam -= env["beta"] / h * V * tr_G * tr_L
         pgrad["element_mu"][b] += g_mu
         pgrad["element_lam"][b] += g_lam
         d_s, d_a = cm.fiber_derivatives(F, env["fiber"], env["s"], Lam)
