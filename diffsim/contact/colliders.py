@@ -86,6 +86,22 @@ def default_controls(model, name: str) -> np.ndarray:
     return np.broadcast_to(value, (B,) + value.shape).astype(backend.np_real())
 
 
+class ColliderControlsMixin:
+    """Solver mixin: the colliders' pose controls join the solver's per-step controls.
+
+    Put it before :class:`~diffsim.solvers.base.SolverBase` in the bases; static colliders
+    stay at their builder pose unless the user writes the controls.
+    """
+
+    def control_layout(self):
+        return {**super().control_layout(), **control_layout(self.model)}
+
+    def default_controls(self, name):
+        if name in CONTROL_NAMES:
+            return default_controls(self.model, name)
+        return super().default_controls(name)
+
+
 @ti.data_oriented
 class ColliderSet:
     """The colliders of ``model`` with the pose controls of the solver that owns them.

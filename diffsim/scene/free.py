@@ -13,6 +13,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def value_to_unit(value, lower: float, upper: float, scale: str) -> np.ndarray:
+    """Map a parameter value into [0, 1] over ``[lower, upper]``, linearly or in log."""
+    v = np.asarray(value, dtype=np.float64)
+    if scale == "log":
+        return (np.log(v) - np.log(lower)) / (np.log(upper) - np.log(lower))
+    return (v - lower) / (upper - lower)
+
+
+def unit_to_value(z, lower: float, upper: float, scale: str) -> np.ndarray:
+    """Inverse of :func:`value_to_unit`."""
+    z = np.asarray(z, dtype=np.float64)
+    if scale == "log":
+        return lower * (upper / lower) ** z
+    return lower + z * (upper - lower)
+
+
 @dataclass
 class FreeParam:
     """One free parameter.
@@ -36,17 +52,11 @@ class FreeParam:
 
     def to_unit(self, value) -> np.ndarray:
         """Parameter value(s) -> unit coordinate(s) in [0, 1] (outside when out of bounds)."""
-        v = np.asarray(value, dtype=np.float64)
-        if self.scale == "log":
-            return (np.log(v) - np.log(self.lower)) / (np.log(self.upper) - np.log(self.lower))
-        return (v - self.lower) / (self.upper - self.lower)
+        return value_to_unit(value, self.lower, self.upper, self.scale)
 
     def from_unit(self, z) -> np.ndarray:
         """Unit coordinate(s) -> parameter value(s)."""
-        z = np.asarray(z, dtype=np.float64)
-        if self.scale == "log":
-            return self.lower * (self.upper / self.lower) ** z
-        return self.lower + z * (self.upper - self.lower)
+        return unit_to_value(z, self.lower, self.upper, self.scale)
 
     def clip(self, value) -> np.ndarray:
         """``value`` clipped to [lower, upper]."""

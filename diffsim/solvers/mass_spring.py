@@ -29,7 +29,7 @@ from .base import SolverBase
 
 
 @ti.data_oriented
-class SolverMassSpring(SolverBase):
+class SolverMassSpring(contact_colliders.ColliderControlsMixin, SolverBase):
     """Explicit mass-spring solver. State: ``x`` [m] and ``v`` [m/s], ``[B, N, dim]``."""
 
     @dataclass(frozen=True)
@@ -43,14 +43,6 @@ class SolverMassSpring(SolverBase):
         if self.has_colliders:
             self.colliders = contact_colliders.ColliderSet(model, self.control_fields, self.slots)
             self.write_controls({}, 0, self.window)  # static poses until the user says otherwise
-
-    def control_layout(self):
-        return {**super().control_layout(), **contact_colliders.control_layout(self.model)}
-
-    def default_controls(self, name):
-        if name in contact_colliders.CONTROL_NAMES:
-            return contact_colliders.default_controls(self.model, name)
-        return super().default_controls(name)
 
     def zero_window_grads(self):
         super().zero_window_grads()

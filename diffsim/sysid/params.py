@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..scene.free import unit_to_value, value_to_unit
+
 ELASTIC = ("youngs_modulus", "poisson_ratio")
 TIME_OFFSET = "time_offset"
 _LAME_PAIRS = (("element_mu", "element_lam"), ("particle_mu", "particle_lam"), ("mu", "lam"))
@@ -72,16 +74,10 @@ class ParamSpec:
                    None, getattr(free, "units", ""))
 
     def to_unit(self, value) -> np.ndarray:
-        v = np.asarray(value, dtype=np.float64)
-        if self.scale == "log":
-            return (np.log(v) - np.log(self.lower)) / (np.log(self.upper) - np.log(self.lower))
-        return (v - self.lower) / (self.upper - self.lower)
+        return value_to_unit(value, self.lower, self.upper, self.scale)
 
     def from_unit(self, z) -> np.ndarray:
-        z = np.asarray(z, dtype=np.float64)
-        if self.scale == "log":
-            return self.lower * (self.upper / self.lower) ** z
-        return self.lower + z * (self.upper - self.lower)
+        return unit_to_value(z, self.lower, self.upper, self.scale)
 
     def dvalue_dunit(self, z) -> np.ndarray:
         """d value / d z at ``z``."""

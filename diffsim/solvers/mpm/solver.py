@@ -40,7 +40,7 @@ from .transfer import TransferMixin
 
 
 @ti.data_oriented
-class SolverMPM(TransferMixin, SolverBase):
+class SolverMPM(contact_colliders.ColliderControlsMixin, TransferMixin, SolverBase):
     """MLS-MPM with APIC transfer in 2D and 3D, batched over B environments.
 
     State (each ``[B, N, ...]``): ``x`` [m], ``v`` [m/s], ``C`` [1/s] (``dim x dim``),
@@ -124,14 +124,6 @@ class SolverMPM(TransferMixin, SolverBase):
         if self.has_Jp:
             out["Jp"] = (n, ())
         return out
-
-    def control_layout(self):
-        return {**super().control_layout(), **contact_colliders.control_layout(self.model)}
-
-    def default_controls(self, name):
-        if name in contact_colliders.CONTROL_NAMES:
-            return contact_colliders.default_controls(self.model, name)
-        return super().default_controls(name)
 
     # -- the step ------------------------------------------------------------------------------
     def _substep(self, slot_in, slot_out, act_step, dt):
