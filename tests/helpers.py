@@ -44,3 +44,18 @@ def rollout_loss_fn(model, rollout, weights, names, x0=None, v0=None, actions=No
 def make_rollout(solver_cls, model, steps, dt, segment=None, **kw):
     solver = solver_cls(model, window=segment or steps)
     return solver, Rollout(solver, steps, dt, record=("x", "v"), **kw)
+
+
+def energy_gradient_fd(energy, F: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """``dPsi/dF`` [Pa] of ``energy(F) -> Psi`` by central differences, entry by entry.
+
+    The reference equation of hyperelasticity: the first Piola-Kirchhoff stress
+    ``P = dPsi/dF``.
+    """
+    P = np.zeros_like(F)
+    for i in range(F.shape[0]):
+        for j in range(F.shape[1]):
+            E = np.zeros_like(F)
+            E[i, j] = h
+            P[i, j] = (energy(F + E) - energy(F - E)) / (2 * h)
+    return P

@@ -225,7 +225,7 @@ def load_scene(path, num_envs: int | None = None, window: int | None = None, *,
     plan = plan_scene(path, num_envs, window, base_dir)
     spec = plan.spec
     try:
-        model = plan.kind.finalize(plan.builder, spec["solver"]["num_envs"])
+        model = plan.builder.finalize(num_envs=spec["solver"]["num_envs"])
     except Exception as exc:  # the plan was checked: what is left is e.g. out of memory
         raise SceneError(f"could not build the model: {type(exc).__name__}: {exc}", plan.file) from exc
     issues = []

@@ -19,6 +19,7 @@ Collider types (``[[colliders]] type = "ground"``) are registered the same way w
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -36,14 +37,14 @@ class SolverKind:
         solver_keys: keys added to ``[solver]`` (family options, e.g. ``drag``).
         material_keys: keys of a ``[materials.NAME]`` table.
         body_types: ``[[bodies]] type`` -> :class:`~diffsim.scene.schema.Table`.
-        assemble: ``(spec, loader) -> builder``: create the family's builder from the
+        assemble: ``(spec, loader) -> builder``: create the family's builder (its
+            ``finalize(num_envs=B)`` makes the Model and allocates Taichi fields) from the
             validated spec without touching Taichi (``loader`` reads asset files, see
             :class:`diffsim.scene.assets.AssetLoader`); raise ``SceneError`` on problems.
         counts: ``builder -> {"particle": N, "actuator": A, ...}``.
         param_names: ``builder -> names`` of the model parameters ``finalize`` creates
             (free parameters are checked against them before any Taichi allocation).
         initial_state: ``(builder, num_envs) -> {name: [B, N, ...]}`` host arrays.
-        finalize: ``(builder, num_envs) -> Model`` (allocates Taichi fields).
         make_solver: ``(model, spec, window) -> solver``.
         bytes_per_slot: ``(counts, dim, num_envs, itemsize) -> bytes`` one window slot
             needs (state, scratch and their gradients), for the automatic window.
@@ -61,7 +62,6 @@ class SolverKind:
     counts: Callable[[Any], dict]
     param_names: Callable[[Any], tuple]
     initial_state: Callable[[Any, int], dict]
-    finalize: Callable[[Any, int], Any]
     make_solver: Callable[[Any, dict, int], Any]
     bytes_per_slot: Callable[[dict, int, int, int], int]
     drawing: Callable[[Any], dict]
@@ -114,6 +114,19 @@ EXTENSION_SECTIONS = {
     "training": ("diffsim.control.scene", "TRAINING"),
     "sysid": ("diffsim.sysid.config", "SYSID"),
 }
+
+def require_stable_substep(solver_spec: dict, limit: float, what: str, remedy: str = "") -> None:
+    """Raise ``ValueError`` when ``dt / substeps`` of ``[solver]`` exceeds ``limit`` [s].
+
+    ``what`` names the limit (e.g. ``"the CFL limit dx / c"``); ``remedy`` is appended to
+    the suggested substep count (e.g. ``" or integrator = 'implicit'"``).
+    """
+    dt, substeps = solver_spec["dt"], solver_spec["substeps"]
+    h = dt / substeps
+    if h > limit:
+        raise ValueError(f"the substep dt / substeps = {h:.3g} s exceeds {what} {limit:.3g} s; "
+                         f"use substeps >= {int(math.ceil(dt / limit))}{remedy}")
+
 
 # Modules outside this package that register solver kinds, collider types or sections
 # when imported (e.g. the contact package's collider types). A module that does not exist

@@ -202,6 +202,7 @@ class SolverBase:
             frames.write_slot(self.fields[name].grad, slot, value, self.dtype)
 
     def copy_frame(self, src: int, dst: int) -> None:
+        self.window_version += 1
         for name in self.state_names:
             frames.copy_slot(self.fields[name], src * self.substeps, dst * self.substeps)
 
@@ -257,6 +258,7 @@ class SolverBase:
                              f"{shape[1]}], got {actions.shape}")
         if start + len(actions) > self.window:
             raise ValueError(f"{len(actions)} action steps do not fit the window of {self.window}")
+        self.window_version += 1
         whole = self.act.to_numpy()
         whole[start:start + len(actions)] = actions
         self.act.from_numpy(whole)

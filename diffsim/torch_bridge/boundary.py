@@ -3,11 +3,8 @@
 * Inputs are cast (differentiably, in torch) to the engine's dtype and device and broadcast
   to their full ``[B, ...]`` shape, so torch sums the gradient of a shared value over the
   environments. A float64 tensor that requires grad is refused on a float32 engine.
-* ``window_owner`` remembers which :class:`~diffsim.autodiff.Rollout` last left its frames
-  in a solver's window, so a backward can tell whether they are still there.
 """
 
-import weakref
 
 import numpy as np
 import torch  # noqa: TID253 (the torch bridge is the one place that imports torch eagerly)
@@ -107,6 +104,3 @@ def param_tensors(model, params) -> dict:
             raise ValueError(f"parameter {name!r} contains NaN or Inf")
     return out
 
-
-# solver -> weakref to the Rollout whose last segment its window holds
-window_owner = weakref.WeakKeyDictionary()

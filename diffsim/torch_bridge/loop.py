@@ -26,7 +26,6 @@ from .boundary import (
     param_tensors,
     to_engine,
     user_dtype_device,
-    window_owner,
 )
 from .params import ParamScope
 from .port import port_for
@@ -57,7 +56,6 @@ class _StepFn(torch.autograd.Function):
         port.load_and_seed(list(flat[:n_s]), dict(zip(port.controls, flat[n_s:n_s + n_c])),
                            1, list(grads))
         s.step(s.state(0), s.state(1), s.control(0), op.dt)
-        window_owner.pop(s, None)
         s.step_grad(s.state(0), s.state(1), s.control(0), op.dt)
         g_states, g_controls, g_params = port.harvest()
         found = [*g_states, *(g_controls[n] for n in port.controls),
@@ -93,7 +91,6 @@ class StepOp:
         try:
             port.load(list(flat[:n_s]), dict(zip(port.controls, flat[n_s:n_s + n_c])))
             s.step(s.state(0), s.state(1), s.control(0), self.dt)
-            window_owner.pop(s, None)
             return tuple(port.store(1))
         finally:
             scope.release()

@@ -8,7 +8,6 @@ adjoint, last segment first. The last segment is still in the window after forwa
 not recomputed, unless another op used the solver in between (then it is).
 """
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,6 @@ from .boundary import (
     param_tensors,
     to_engine,
     user_dtype_device,
-    window_owner,
 )
 from .params import ParamScope
 
@@ -55,17 +53,8 @@ def _forward(plan: _Plan, flat) -> tuple:
                               controls={n: host(t) for n, t in controls.items()})
     finally:
         scope.unbind()
-    window_owner[op.solver] = weakref.ref(rollout)
     outs = tuple(from_host(out[n] if op.frames is None else out[n][op.frames]) for n in op.record)
     return outs, rollout
-
-
-def _forget_window(rollout) -> None:
-    """Make ``rollout.backward`` recompute its last segment too (the window was reused)."""
-    if not hasattr(rollout, "_window_valid_for"):
-        raise RuntimeError("diffsim.autodiff.Rollout no longer has _window_valid_for; "
-                           "update diffsim.torch_bridge.rollout._forget_window")
-    rollout._window_valid_for = None
 
 
 class _RolloutFn(torch.autograd.Function):
@@ -99,15 +88,11 @@ class _RolloutFn(torch.autograd.Function):
             return (None,) * (1 + len(plan.inputs))
         scope = ParamScope(s.model, {plan.inputs[k][1]: t
                                      for k, t in zip(ctx.param_index, ctx.saved_tensors)})
-        owner = window_owner.get(s)
-        if owner is None or owner() is not rollout:
-            _forget_window(rollout)
         scope.bind()
         try:
             rg = rollout.backward(record_grads)
         finally:
             scope.unbind()
-            window_owner.pop(s, None)
         out = [None]
         for k, (kind, name) in enumerate(plan.inputs):
             if ctx.needs_input_grad[k + 1]:

@@ -125,3 +125,23 @@ def test_3d_gradients():
     rows = gradcheck(f, {"x0": init["x"], "actions": actions, "spring_stiffness": model.get("spring_stiffness")},
                      **CHECK)
     assert all(r.passed for r in rows), format_table(rows)
+
+
+def test_backward_after_another_rollout_on_the_same_solver():
+    """A rollout's backward must not reuse frames that another rollout has since written
+    into the shared window (solver.window_version); its gradients equal a clean run's."""
+    model, rollout, actions, weights = _shared()
+    init = model.initial_state()
+    other = Rollout(rollout.solver, STEPS, DT, record=("x", "v"))
+    gx = None
+    grads = []
+    for interleave in (False, True):
+        out = rollout.forward(init, actions)
+        if interleave:  # overwrites the window with a different trajectory
+            other.forward({**init, "v": init["v"] + 0.5}, -actions)
+        gx = np.zeros_like(out["x"])
+        gx[-1] = weights
+        grads.append(rollout.backward({"x": gx}))
+    clean, interleaved = grads
+    np.testing.assert_allclose(interleaved.initial["x"], clean.initial["x"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(interleaved.actions, clean.actions, rtol=1e-10, atol=1e-12)

@@ -14,6 +14,7 @@ import taichi as ti
 from diffsim import materials
 from diffsim.materials import plastic
 from diffsim.solvers.mpm.constitutive import mpm_material
+from tests.helpers import energy_gradient_fd
 
 ELASTIC = ["linear", "corotated", "neo_hookean", "stable_neo_hookean"]
 PLASTIC = ["von_mises", "snow", "drucker_prager"]
@@ -100,13 +101,7 @@ def test_stress_matches_reference_and_energy_derivative(name, dim):
         else:
             energy, P_ref = (lambda G: cls.energy_np(G, MU, LAM)), cls.stress_np(F, MU, LAM)
         # P = dPsi/dF (hyperelastic part), by central differences
-        h = 1e-6
-        P_fd = np.zeros_like(F)
-        for i in range(dim):
-            for j in range(dim):
-                E = np.zeros_like(F)
-                E[i, j] = h
-                P_fd[i, j] = (energy(F + E) - energy(F - E)) / (2 * h)
+        P_fd = energy_gradient_fd(energy, F)
         np.testing.assert_allclose(P_ref, P_fd, rtol=1e-5, atol=1e-4)
         # Taichi Kirchhoff stress of the projected F equals the reference tau = P F^T
         Fe, Jp, tau, _ = evaluate(name, F)

@@ -263,7 +263,6 @@ register_solver(SolverKind(
     counts=_counts,
     param_names=_param_names,
     initial_state=_initial_state,
-    finalize=lambda b, num_envs: b.finalize(num_envs=num_envs),
     make_solver=_make_solver,
     bytes_per_slot=_bytes_per_slot,
     drawing=_drawing,

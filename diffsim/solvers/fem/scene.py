@@ -28,7 +28,7 @@ import numpy as np
 
 from ...scene.errors import Issue, SceneError, key_path
 from ...scene.schema import MAX_LENGTH, MAX_MODULUS, OPTIONAL, REQUIRED, Computed, Context, Key, variant_table
-from ...scene.solvers import SolverKind, collider_types, register_solver
+from ...scene.solvers import SolverKind, collider_types, register_solver, require_stable_substep
 from .builder import MATERIALS, FEMBuilder
 from .solver import INTEGRATORS, LINEAR_SOLVERS
 
@@ -210,11 +210,9 @@ def _make_solver(model, spec: dict, window: int):
                     linear_solver=sol["linear_solver"])
     solver = SolverFEM(model, cfg, window=window)
     if cfg.integrator == "explicit":
-        h, limit = sol["dt"] / sol["substeps"], solver.max_stable_dt()
-        if h > limit:
-            raise ValueError(f"the substep dt / substeps = {h:.3g} s exceeds the explicit stability "
-                             f"limit {limit:.3g} s (shortest edge / wave speed); use substeps >= "
-                             f"{int(np.ceil(sol['dt'] / limit))} or integrator = 'implicit'")
+        require_stable_substep(sol, solver.max_stable_dt(),
+                               "the explicit stability limit (shortest edge / wave speed)",
+                               " or integrator = 'implicit'")
     return solver
 
 
@@ -247,7 +245,6 @@ register_solver(SolverKind(
                       "element": b.element_count, "actuator": b.actuator_count},
     param_names=_param_names,
     initial_state=_initial_state,
-    finalize=lambda b, num_envs: b.finalize(num_envs=num_envs),
     make_solver=_make_solver,
     bytes_per_slot=_bytes_per_slot,
     drawing=_drawing,

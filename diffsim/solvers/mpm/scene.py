@@ -21,7 +21,7 @@ import numpy as np
 
 from ...scene.errors import Issue, SceneError, key_path
 from ...scene.schema import MAX_LENGTH, MAX_MODULUS, OPTIONAL, REQUIRED, Computed, Context, Key, variant_table
-from ...scene.solvers import SolverKind, collider_types, register_solver
+from ...scene.solvers import SolverKind, collider_types, register_solver, require_stable_substep
 from . import boundary
 from .builder import MPMBuilder
 
@@ -210,12 +210,8 @@ def _make_solver(model, spec: dict, window: int):
                            boundary=sol["boundary"], boundary_width=sol["boundary_width"],
                            ground_boundary=sol["ground_boundary"])
     solver = SolverMPM(model, cfg, window=window)
-    h = sol["dt"] / sol["substeps"]
-    limit = solver.max_stable_dt(cfl=1.0)
-    if h > limit:
-        raise ValueError(f"the substep dt / substeps = {h:.3g} s exceeds the CFL limit "
-                         f"dx / c = {limit:.3g} s of the stiffest material; use substeps >= "
-                         f"{int(np.ceil(sol['dt'] / limit))}")
+    require_stable_substep(sol, solver.max_stable_dt(cfl=1.0),
+                           "the CFL limit dx / c of the stiffest material")
     return solver
 
 
@@ -235,7 +231,6 @@ register_solver(SolverKind(
     counts=lambda b: {"particle": b.particle_count, "actuator": b.actuator_count},
     param_names=lambda b: b.param_names(),
     initial_state=_initial_state,
-    finalize=lambda b, num_envs: b.finalize(num_envs=num_envs),
     make_solver=_make_solver,
     bytes_per_slot=_bytes_per_slot,
     drawing=lambda model: {},
