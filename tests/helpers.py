@@ -6,12 +6,12 @@ from diffsim.autodiff import Rollout
 from diffsim.core.builder import MassSpringBuilder
 
 
-def tiny_walker(num_envs=1, dim=2, ground=True, smoothing=1e-3):
-    """Two braced cells, one actuated, starting just above a penalty ground."""
+def tiny_walker(num_envs=1, dim=2, ground=True, smoothing=1e-3, ground_model="penalty"):
+    """Two braced cells, one actuated, starting just above a penalty (or sticky) ground."""
     b = MassSpringBuilder(dim=dim, gravity=[0.0] * (dim - 1) + [-9.81], drag=0.5)
     if ground:
         b.add_ground(height=0.0, stiffness=2e3, damping=5.0, friction=0.6, smoothing=smoothing,
-                     friction_smoothing=0.05)
+                     friction_smoothing=0.05, model=ground_model)
     cells = [(0, 0, True), (1, 0, False)] if dim == 2 else [(0, 0, 0, True)]
     b.add_grid_robot(cells, cell_size=0.1, origin=[0.0] * (dim - 1) + [0.01], stiffness=500.0,
                      damping=1.0, actuation=0.2, mass=0.1)

@@ -148,6 +148,7 @@ class Rollout:
                 s.copy_frame(self.segment, 0)
             self._checkpoints.append(s.read_frame(0))
             check_finite(self._checkpoints[-1], t0)
+            s.check_frame(self._checkpoints[-1], t0)
             self._run_segment(k, t0, n)
             for name in self.record:
                 win = s.read_window(name, n)

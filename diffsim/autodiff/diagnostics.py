@@ -12,11 +12,13 @@ import numpy as np
 
 
 class SimulationError(RuntimeError):
-    """A forward rollout produced NaN or Inf. Attributes: ``step``, ``quantity``."""
+    """A forward rollout produced NaN or Inf, or a state no physical motion reaches (an
+    inverted deformation gradient, a particle outside the grid). Attributes: ``step``,
+    ``quantity``."""
 
-    def __init__(self, step: int, quantity: str, detail: str = ""):
+    def __init__(self, step: int, quantity: str, detail: str = "", problem: str = "is not finite"):
         self.step, self.quantity = step, quantity
-        super().__init__(f"simulation blew up at step {step}: {quantity!r} is not finite"
+        super().__init__(f"simulation blew up at step {step}: {quantity!r} {problem}"
                          + (f" ({detail})" if detail else "")
                          + "; try a smaller dt, more substeps, or softer contact")
 

@@ -101,6 +101,24 @@ class ColliderControlsMixin:
             return default_controls(self.model, name)
         return super().default_controls(name)
 
+    def bind_colliders(self) -> None:
+        """Set ``self.has_colliders`` (read at compile time) and ``self.colliders``: a
+        :class:`ColliderSet` on this solver's pose controls that caches frames per window
+        slot (for :meth:`ColliderSet.particle_force_k`), or ``None`` without colliders.
+
+        Call it once the control fields exist (after ``SolverBase.__init__``); until the
+        solver writes its controls (``write_controls({}, 0, window)``) the poses are zero.
+        """
+        self.has_colliders = self.model.counts.get("collider", 0) > 0
+        self.colliders = None
+        if self.has_colliders:
+            self.colliders = ColliderSet(self.model, self.control_fields, self.slots)
+
+    def zero_window_grads(self):
+        super().zero_window_grads()
+        if getattr(self, "colliders", None) is not None:
+            self.colliders.zero_grads()
+
 
 @ti.data_oriented
 class ColliderSet:
@@ -122,7 +140,8 @@ class ColliderSet:
     * by slot, ``sdf_slot``, ``particle_force_k``, ``grid_collide_slot``: the pose comes
       from ``update_frame`` run once per collider in an earlier loop of the same kernel.
       Per-point code is then much smaller, which compiles several times faster in reverse
-      mode (the mass-spring solver uses this).
+      mode (the mass-spring and explicit FEM solvers use this, through
+      :meth:`ColliderControlsMixin.bind_colliders`).
     """
 
     def __init__(self, model, controls: dict, slots: int = 0):

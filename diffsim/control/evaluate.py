@@ -84,7 +84,7 @@ def rollout_eval(robot: RobotScene, controller_path, steps: int | None = None,
         schedule = default_schedule(names, T, robot.training)
     schedule = np.asarray(schedule, np.float64).reshape(T, len(names))
     B = len(velocities) + 1
-    scene = robot.load(B, window=T, steps=T)
+    scene = robot.load(B, steps=T)  # forward only: any window will do
     ctrl = ControllerSineMLP.from_config(scene.solver, config, command_steps=T)
     ctrl.set_params(params)
     full = np.empty((T, B, len(names)))

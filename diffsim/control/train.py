@@ -281,7 +281,7 @@ class Trainer:
         commands (``eval_velocities``), one forward rollout of the training horizon."""
         if self._validation is None:
             vs = self.robot.eval_velocities()
-            scene = self.robot.load(len(vs), window=self.T, steps=self.T)
+            scene = self.robot.load(len(vs), steps=self.T)
             ctrl = ControllerSineMLP.from_config(scene.solver, self.ctrl.config())
             cmd = constant_commands(self.robot.command_names, vs, self.robot.training)
             ctrl.set_commands(cmd)

@@ -18,12 +18,16 @@ from .model import Model
 
 @dataclass
 class GroundContact:
-    """Ground half-space ``x[dim-1] >= height`` with penalty contact parameters.
+    """Ground half-space ``x[dim-1] >= height`` with its contact model and parameters.
 
     Attributes:
         height: ground level [m]. stiffness: normal stiffness [N/m]. damping: normal damping
         [N s/m]. friction: Coulomb coefficient [-]. smoothing: depth smoothing length [m].
         friction_smoothing: velocity below which friction turns viscous [m/s].
+        model: ``"penalty"`` (spring-damper normal force, smoothed Coulomb friction: uses the
+            parameters above) or ``"sticky"`` (perfectly inelastic, no-slip impact at the
+            time of impact, DiffTaichi's ``advance_toi``: uses ``height`` only; mass-spring
+            solver only).
     """
 
     height: float = 0.0
@@ -32,6 +36,14 @@ class GroundContact:
     friction: float = 0.5
     smoothing: float = 0.0
     friction_smoothing: float = 1e-2
+    model: str = "penalty"
+
+    def __post_init__(self):
+        if self.model not in GROUND_MODELS:
+            raise ValueError(f"ground model must be one of {GROUND_MODELS}, got {self.model!r}")
+
+
+GROUND_MODELS = ("penalty", "sticky")
 
 
 class ModelBuilder(ColliderBuilderMixin):
@@ -77,6 +89,7 @@ class ModelBuilder(ColliderBuilderMixin):
         model.add_param("gravity", np.tile(self.gravity, (B, 1)), "m/s^2", "gravity vector")
         g = self.ground or GroundContact(height=-1e30, stiffness=0.0, damping=0.0, friction=0.0)
         model.meta["has_ground"] = self.ground is not None
+        model.meta["ground_model"] = g.model
         for name, units in (("height", "m"), ("stiffness", "N/m"), ("damping", "N s/m"),
                             ("friction", "-"), ("smoothing", "m"), ("friction_smoothing", "m/s")):
             model.add_param(f"ground_{name}", np.full((B,), getattr(g, name)), units,

@@ -354,21 +354,31 @@ class MaterialDruckerPrager(PlasticMaterial):
     tr tau``: ``alpha = sqrt(2/3) 2 sin(phi) / (3 - sin(phi))`` in 3D (Klar's match to
     Mohr-Coulomb in triaxial compression) and ``alpha = sin(phi) / sqrt(2)`` in 2D (the
     exact Mohr-Coulomb condition ``|t1 - t2| <= -sin(phi) (t1 + t2)`` of a plane model,
-    where ``|dev tau| = |t1 - t2| / sqrt(2)``). In expansion (``tr eps >= 0``) the
-    sand cannot carry stress and ``F_E = R`` (the cone's tip); otherwise
-    ``dgamma = |e| + (d lam + 2 mu) / (2 mu) tr(eps) alpha`` and, when positive,
-    ``eps <- eps - dgamma e / |e|``. Parameter ``friction_angle`` ``phi`` [rad].
+    where ``|dev tau| = |t1 - t2| / sqrt(2)``). Cohesion ``c`` (a log strain) moves the
+    cone's apex into tension: the test uses ``eps - c``. In expansion
+    (``tr(eps - c) >= 0``) the sand carries no more than its cohesive tension and
+    ``F_E = exp(c) R`` (the cone's tip); otherwise
+    ``dgamma = |e| + (d lam + 2 mu) / (2 mu) tr(eps - c) alpha`` and, when positive,
+    ``eps <- eps - dgamma e / |e|``. Parameters ``friction_angle`` ``phi`` [rad] and
+    ``cohesion`` ``c`` [-] (default 0: Klar's dry sand).
+
+    Dry sand at rest (``F = I``) sits exactly on the apex, where the return mapping has a
+    kink: gradients with respect to anything that perturbs it at rest are one-sided there.
+    A small cohesion (1e-3) puts rest states inside the elastic cone, so those gradients
+    are well defined, at the price of a tensile strength of about ``2 (mu + lam) c``.
     """
 
     name = "drucker_prager"
-    extra_params = {"friction_angle": ("rad", np.deg2rad(30.0), "Drucker-Prager friction angle")}
+    extra_params = {"friction_angle": ("rad", np.deg2rad(30.0), "Drucker-Prager friction angle"),
+                    "cohesion": ("-", 0.0, "Drucker-Prager cohesion: tensile log strain of "
+                                 "the cone's apex")}
 
     @staticmethod
     @ti.func
     def update(F, Jp, mu, lam, q):
         sig, V = svd_stretches(F)
         R = polar_rotation(F)
-        eps = ti.log(sig)
+        eps = ti.log(sig) - q[1]  # relative to the cohesive apex
         tr = eps.sum()
         alpha = _dp_alpha(q[0], F.n)
         dev = eps - tr / F.n
@@ -376,21 +386,21 @@ class MaterialDruckerPrager(PlasticMaterial):
         dgamma = n + (F.n * lam + 2.0 * mu) / (2.0 * mu) * tr * alpha
         # all three branches are formed and one selected (no adjoint stack for Fe)
         F_cone = rescale_stretches(F, V, ti.exp(-(dgamma / n) * dev))
-        Fe = ti.select(tr >= 0, R, ti.select(dgamma > 0, F_cone, F))
+        Fe = ti.select(tr >= 0, ti.exp(q[1]) * R, ti.select(dgamma > 0, F_cone, F))
         return Fe, Jp, corotated_kirchhoff_R(Fe, R, mu, lam)
 
     @staticmethod
     def project_np(F, Jp, mu, lam, q):
         U, s, Vt = _svd_np(F)
         d = F.shape[0]
-        eps = np.log(s)
+        eps = np.log(s) - q[1]
         tr = eps.sum()
         if tr >= 0:
-            return U @ Vt, Jp
+            return np.exp(q[1]) * U @ Vt, Jp
         alpha = _dp_alpha_np(q[0], d)
         dev = eps - tr / d
         n = np.linalg.norm(dev)
         dgamma = n + (d * lam + 2 * mu) / (2 * mu) * tr * alpha
         if dgamma <= 0:
             return F.copy(), Jp
-        return U @ np.diag(np.exp(eps - dgamma / n * dev)) @ Vt, Jp
+        return U @ np.diag(np.exp(eps + q[1] - dgamma / n * dev)) @ Vt, Jp

@@ -38,6 +38,8 @@ class FreeParam:
         lower, upper: bounds, in the parameter's units.
         scale: ``"linear"`` or ``"log"`` (then ``lower > 0``).
         init: starting value from the scene (``None``: the model's value).
+        index: the one component freed (``None``: every entry shares one value), e.g. 2
+            for gravity's z; checked against the parameter's shape when the model is built.
         units: the parameter's units (filled in when the model is built).
         shape: the parameter's shape ``[B, ...]`` (filled in when the model is built).
     """
@@ -47,8 +49,18 @@ class FreeParam:
     upper: float
     scale: str = "linear"
     init: float | None = None
+    index: int | None = None
     units: str = ""
     shape: tuple = field(default_factory=tuple)
+
+    @property
+    def label(self) -> str:
+        """``name``, or ``name[index]`` for one component (as in reports)."""
+        return self.name if self.index is None else f"{self.name}[{self.index}]"
+
+    def entries(self, value: np.ndarray) -> np.ndarray:
+        """The freed entries of a ``[B, ...]`` parameter value: all, or component ``index``."""
+        return value if self.index is None else value[:, self.index]
 
     def to_unit(self, value) -> np.ndarray:
         """Parameter value(s) -> unit coordinate(s) in [0, 1] (outside when out of bounds)."""

@@ -168,7 +168,7 @@ def _free_params(spec: dict, names, file) -> list[FreeParam]:
             if ct.param_prefix and f["name"].startswith(ct.param_prefix) and ct.name not in present:
                 issues.append(Issue(key, f"{f['name']!r} belongs to a {ct.name!r} collider, "
                                     "and the scene has none"))
-        out.append(FreeParam(f["name"], f["lower"], f["upper"], f["scale"], f.get("init")))
+        out.append(FreeParam(f["name"], f["lower"], f["upper"], f["scale"], f.get("init"), f.get("index")))
     if issues:
         raise SceneError(issues, file)
     return out
@@ -235,11 +235,19 @@ def load_scene(path, num_envs: int | None = None, window: int | None = None, *,
                                 f"{fp.name!r}", did_you_mean(fp.name, model.params)))
             continue
         fp.units, fp.shape = model.params[fp.name].units, model.params[fp.name].shape
+        if fp.index is not None and not (len(fp.shape) > 1 and fp.index < fp.shape[1]):
+            have = (f"components 0..{fp.shape[1] - 1}" if len(fp.shape) > 1 else
+                    "no components (one value per environment)")
+            issues.append(Issue(key_path(["free", i, "index"]), f"{fp.name} has {have}, "
+                                f"found index {fp.index}"))
+            continue
         if fp.init is not None:
-            model.set(fp.name, fp.init)
-        value = model.get(fp.name)
+            value = model.get(fp.name)
+            value[(slice(None),) if fp.index is None else (slice(None), fp.index)] = fp.init
+            model.set(fp.name, value)
+        value = fp.entries(model.get(fp.name))
         if not np.all((value >= fp.lower) & (value <= fp.upper)):
-            issues.append(Issue(key_path(["free", i]), f"the scene's {fp.name} "
+            issues.append(Issue(key_path(["free", i]), f"the scene's {fp.label} "
                                 f"(range {value.min():g}..{value.max():g}) lies outside "
                                 f"[{fp.lower:g}, {fp.upper:g}]; widen the bounds or set init"))
     if issues:

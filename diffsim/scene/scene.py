@@ -72,19 +72,26 @@ class Scene:
                             self.counts.get("actuator", 0), self._drive_file)
 
     def free_values(self) -> dict[str, np.ndarray]:
-        """Current values of the free parameters, ``{name: [B, ...]}``."""
-        return {f.name: self.model.get(f.name) for f in self.free_params}
+        """Current values of the free parameters, ``{label: [B, ...]}`` (a component freed
+        by ``index`` is labelled ``name[index]`` and gives its ``[B, ...]`` slice)."""
+        return {f.label: f.entries(self.model.get(f.name)) for f in self.free_params}
 
     def set_free(self, values: dict) -> None:
-        """Set free parameters ``{name: value}`` (values must lie within their bounds)."""
-        free = {f.name: f for f in self.free_params}
-        for name, value in values.items():
-            if name not in free:
-                raise KeyError(f"{name!r} is not a free parameter of this scene "
+        """Set free parameters ``{label: value}`` (values must lie within their bounds)."""
+        free = {f.label: f for f in self.free_params}
+        for label, value in values.items():
+            if label not in free:
+                raise KeyError(f"{label!r} is not a free parameter of this scene "
                                f"(free: {sorted(free)})")
-            if not free[name].contains(value):
-                raise ValueError(f"{name}: value outside [{free[name].lower:g}, {free[name].upper:g}]")
-            self.model.set(name, value)
+            f = free[label]
+            if not f.contains(value):
+                raise ValueError(f"{label}: value outside [{f.lower:g}, {f.upper:g}]")
+            if f.index is None:
+                self.model.set(f.name, value)
+            else:
+                full = self.model.get(f.name)
+                full[:, f.index] = value
+                self.model.set(f.name, full)
 
     # -- simulation -----------------------------------------------------------------------
     def make_rollout(self, steps: int | None = None, record=("x",), segment: int | None = None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ..core.builder import GroundContact
+from ..core.builder import GROUND_MODELS, GroundContact
 from .assets import ARRAY_SUFFIXES
 from .errors import describe, did_you_mean
 from .schema import (
@@ -95,7 +95,12 @@ GROUND = variant_table("ground", {
                      _G["smoothing"], "m", lo=0.0, hi=MAX_LENGTH),
     "friction_smoothing": Key("float", "slip speed below which friction is viscous",
                               _G["friction_smoothing"], "m/s", lo=0.0, hi=1e6),
-}, "Half-space below ``height`` with penalty contact and smoothed Coulomb friction.")
+    "model": Key("str", "contact model: 'penalty' (spring-damper, smoothed Coulomb friction) or "
+                 "'sticky' (inelastic no-slip impact at the time of impact, as DiffTaichi's "
+                 "robots; uses height only; mass_spring solver only)", _G["model"],
+                 choices=GROUND_MODELS),
+}, "Half-space below ``height`` with penalty contact and smoothed Coulomb friction, or sticky "
+   "time-of-impact contact.")
 
 
 def _apply_ground(builder, values: dict) -> None:
@@ -191,10 +196,27 @@ FREE = Table({
                  choices=("linear", "log")),
     "init": Key("float", "starting value, set on every entry (default: the scene's value)",
                 OPTIONAL, "as the parameter", lo=-1e300, hi=1e300),
+    "index": Key("int", "free only this component of a vector parameter (e.g. 2: gravity's z); "
+                 "default: one value shared by every entry", OPTIONAL, "-", lo=0, hi=10**9),
 }, "A model parameter free for training or system identification.", _check_free)
 
 SECTIONS = ("scene", "solver", "materials", "bodies", "colliders", "initial", "actuators",
             "output", "free")
+
+
+def _check_free_overlap(free: list, ctx: Context) -> None:
+    """A parameter is free once: whole, or each of its components (``index``) at most once."""
+    seen: dict = {}
+    for i, f in enumerate(free):
+        name = f.get("name")  # absent when the table had problems (already reported)
+        if name is None:
+            continue
+        idx = f.get("index")
+        clash = [j for j, other in seen.get(name, []) if idx is None or other is None or other == idx]
+        if clash:
+            what = f"parameter {name!r}" + (f" component {idx}" if idx is not None else "")
+            ctx.add(["free", i, "name"], f"{what} is already free in free[{clash[0]}]")
+        seen.setdefault(name, []).append((i, idx))
 
 
 def validate_document(raw, ctx: Context) -> dict:
@@ -263,6 +285,10 @@ def validate_document(raw, ctx: Context) -> dict:
         n = sum(1 for v in spec["colliders"] if v["type"] == name)
         if n > c.max_count:
             ctx.add(["colliders"], f"at most {c.max_count} collider(s) of type {name!r}, found {n}")
+    for i, c in enumerate(spec["colliders"]):
+        if c["type"] == "ground" and c.get("model", "penalty") not in kind.ground_models:
+            ctx.add(["colliders", i, "model"], f"the {kind.name} solver supports ground model(s) "
+                    f"{', '.join(map(repr, kind.ground_models))}, found {c['model']!r}")
     spec["initial"] = validate_table(raw.get("initial", {}), INITIAL, ["initial"], ctx) or {}
     spec["actuators"] = validate_table(raw.get("actuators", {}), ACTUATORS, ["actuators"], ctx) or {}
     spec["output"] = validate_table(raw.get("output", {}), OUTPUT, ["output"], ctx) or {}
@@ -287,13 +313,7 @@ def _cross_checks(spec: dict, ctx: Context) -> None:
     if "env" in output and "num_envs" in solver and output["env"] >= solver["num_envs"]:
         ctx.add(["output", "env"], f"expected an environment index < num_envs "
                 f"({solver['num_envs']}), found {output['env']}")
-    seen = {}
-    for i, free in enumerate(spec.get("free", [])):
-        name = free.get("name")  # absent when the table had problems (already reported)
-        if name in seen:
-            ctx.add(["free", i, "name"], f"parameter {name!r} is already free in free[{seen[name]}]")
-        if name is not None:
-            seen.setdefault(name, i)
+    _check_free_overlap(spec.get("free", []), ctx)
     window, steps = solver.get("window"), solver.get("steps")
     if window and steps and window > steps:
         ctx.add(["solver", "window"], f"expected at most steps ({steps}), found {window}")

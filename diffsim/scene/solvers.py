@@ -51,6 +51,7 @@ class SolverKind:
         drawing: ``model -> dict`` of topology for pictures and meshes, e.g.
             ``{"lines": [S, 2] int, "line_actuator": [S] int}``.
         check: optional ``(spec, ctx)`` cross-section check after schema validation.
+        ground_models: the ``[[colliders]] type = "ground"`` ``model`` values it supports.
     """
 
     name: str
@@ -66,6 +67,7 @@ class SolverKind:
     bytes_per_slot: Callable[[dict, int, int, int], int]
     drawing: Callable[[Any], dict]
     check: Callable[[dict, Any], None] | None = None
+    ground_models: tuple = ("penalty",)
 
 
 @dataclass

@@ -43,6 +43,8 @@ class SolverBase:
             that fits (at least 1).
     """
 
+    ground_models = ("penalty",)  # GroundContact.model values the subclass implements
+
     @dataclass(frozen=True)
     class Config:
         substeps: int = 1
@@ -50,6 +52,10 @@ class SolverBase:
     def __init__(self, model, config=None, window: int | None = None,
                  memory_budget: int | None = None):
         backend.ensure_init()
+        ground = model.meta.get("ground_model", "penalty")
+        if model.meta.get("has_ground") and ground not in self.ground_models:
+            raise ValueError(f"{type(self).__name__} supports the ground contact model(s) "
+                             f"{self.ground_models}, not {ground!r}")
         self.model = model
         self.config = config if config is not None else self.Config()
         self.substeps = int(self.config.substeps)
@@ -185,6 +191,11 @@ class SolverBase:
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"state array {name!r} contains NaN or Inf")
             frames.write_slot(self.fields[name], slot, value, self.dtype)
+
+    def check_frame(self, arrays: dict[str, np.ndarray], step: int) -> None:
+        """Raise :class:`~diffsim.autodiff.SimulationError` if the finite state ``arrays``
+        (one frame, as :meth:`read_frame` gives it) of global ``step`` is unphysical; the
+        rollout calls it at every checkpoint. The base class accepts every finite state."""
 
     def frame_shape(self, name: str) -> tuple[int, ...]:
         """Host shape of one frame of a state array, ``(B, N, *element)``."""

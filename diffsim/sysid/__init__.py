@@ -15,6 +15,7 @@ The pipeline, one module per stage (tutorial: docs/sysid.md)::
     pipeline.py     `diffsim sysid SCENE --data FILE --out DIR` end to end
     config.py       the scene's [sysid] table; cli_commands.py registers the subcommand
     rigid.py        tracked rigid poses <-> particle states; synthetic.py engine-made data
+    load_curve.py   stress-stretch curves as quasi-static FEM load steps (reaction observable)
 """
 
 from .align import MarkerMap, map_explicit, map_nearest_particle, map_nearest_surface, resample, smooth

@@ -12,10 +12,11 @@ expected, found, did-you-mean); ``data`` paths resolve against the scene file's 
 from __future__ import annotations
 
 from ..scene.schema import OPTIONAL, Context, Key, Table, validate_table
+from .data import STRESS_UNITS
 from .losses import LOSSES
 
-DATA_KINDS = ("markers", "point_cloud", "rigid_poses")
-SPLITS = ("trials", "time", "none")
+DATA_KINDS = ("markers", "point_cloud", "rigid_poses", "load_curve")
+SPLITS = ("trials", "time", "none", "stretch")
 
 
 def _check(values: dict, path, ctx: Context) -> None:
@@ -27,18 +28,45 @@ def _check(values: dict, path, ctx: Context) -> None:
     if values["data_kind"] == "rigid_poses" and values["kinematic_markers"]:
         ctx.add(path + ["kinematic_markers"], "rigid_poses data drive no particles: leave "
                 "kinematic_markers empty")
+    _check_load_curve(values, path, ctx)
     if values["split"] == "trials" and "heldout" not in values and values["train_fraction"] >= 1.0:
         ctx.add(path + ["train_fraction"], "split = 'trials' with train_fraction = 1 holds "
                 "nothing out; lower it, name heldout trials, or use split = 'none'")
 
 
+def _check_load_curve(values: dict, path, ctx: Context) -> None:
+    curve = values["data_kind"] == "load_curve"
+    if curve and values["split"] not in ("stretch", "none"):
+        ctx.add(path + ["split"], "load_curve data are one curve: split = 'stretch' (rows above "
+                "heldout_above are held out) or 'none'")
+    if values["split"] == "stretch" and not curve:
+        ctx.add(path + ["split"], "split = 'stretch' needs data_kind = 'load_curve'")
+    if values["split"] == "stretch" and "heldout_above" not in values:
+        ctx.add(path + ["heldout_above"], "split = 'stretch' needs heldout_above (the stretch "
+                "above which rows are held out)")
+    if curve and values["kinematic_markers"]:
+        ctx.add(path + ["kinematic_markers"], "load_curve data drive the scene's driven_regions, "
+                "not markers: leave kinematic_markers empty")
+
+
 SYSID = Table({
     "data": Key("path", "measured data file (.csv or .npz; see docs/sysid.md)", OPTIONAL,
                 suffixes=(".csv", ".npz")),
-    "data_kind": Key("str", "what the file holds: marker trajectories, point clouds, or "
+    "data_kind": Key("str", "what the file holds: marker trajectories, point clouds, "
                      "tracked rigid-body states (NPZ states [S, 13]: the scene's particles move "
                      "rigidly with the measured pose; every window starts from the measured "
-                     "state)", "markers", choices=DATA_KINDS),
+                     "state), or a load curve (CSV of stretch and nominal stress: one "
+                     "quasi-static load step per row on the FEM scene's driven face)", "markers",
+                     choices=DATA_KINDS),
+    "stretch_column": Key("str", "load_curve: the CSV column of stretches L / L0", "stretch"),
+    "stress_column": Key("str", "load_curve: the CSV column of nominal stresses (force over the "
+                         "reference area)", "nominal_stress"),
+    "stress_unit": Key("str", "load_curve: stress unit of a file that declares none "
+                       "(# stress_unit: ...)", "Pa", choices=tuple(STRESS_UNITS)),
+    "stress_sigma": Key("float", "load_curve: stress noise scale that whitens residuals", 1.0,
+                        "Pa", positive=True, hi=1e15),
+    "heldout_above": Key("float", "split = 'stretch': rows with a larger stretch are held out",
+                         OPTIONAL, "-", positive=True, hi=1e6),
     "trials": Key("strings", "names of the data's trials to use (default: all)", OPTIONAL),
     "force_data": Key("path", "measured forces of the same trials (trial names must match): "
                       "the reaction on force_particles", OPTIONAL, suffixes=(".csv", ".npz")),
@@ -89,7 +117,8 @@ SYSID = Table({
                      choices=("lbfgsb", "adam", "lm")),
     "max_iter": Key("int", "optimiser iterations", 50, "-", lo=0, hi=1_000_000),
     "lr": Key("float", "Adam step size in unit coordinates", 0.05, "-", positive=True, hi=1.0),
-    "split": Key("str", "held-out data: whole trials, the tail of each trial, or none",
+    "split": Key("str", "held-out data: whole trials, the tail of each trial, none, or the "
+                 "load-curve rows above heldout_above",
                  "trials", choices=SPLITS),
     "heldout": Key("strings", "names of held-out trials (split = 'trials'; default: the last "
                    "(1 - train_fraction) of the trials)", OPTIONAL),

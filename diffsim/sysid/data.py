@@ -11,7 +11,9 @@ in newtons. This module reads them into plain NumPy containers in SI units, one 
   ``[T, M, c]``: M named channels of c components each, e.g. a marker's x, y, z);
 * :func:`load_point_clouds` -> list of :class:`PointCloudRecording` (ragged frames);
 * :func:`load_rigid_poses` -> list of :class:`RigidPoseRecording` (tracked rigid-body
-  pose and velocity per sample, e.g. a tossed cube).
+  pose and velocity per sample, e.g. a tossed cube);
+* :func:`load_load_curve` -> :class:`LoadCurve` (nominal stress against stretch, a
+  quasi-static material test without a time axis).
 
 File formats (see docs/sysid.md for examples):
 
@@ -615,7 +617,10 @@ def load_columns(path, columns) -> dict[str, np.ndarray]:
     path = Path(os.fspath(path))
     if path.suffix.lower() != ".csv":
         raise DataError(path, "expected a .csv table")
-    _, header, rows, lines = _parse_csv(path)
+    return _finite_columns(path, *_parse_csv(path)[1:], columns)
+
+
+def _finite_columns(path, header, rows, lines, columns) -> dict[str, np.ndarray]:
     out = {}
     for name in columns:
         if name not in header:
@@ -627,6 +632,66 @@ def load_columns(path, columns) -> dict[str, np.ndarray]:
             raise DataError(path, f"value is {float(col[i])!r}", lines[i], name)
         out[name] = col
     return out
+
+
+@dataclass
+class LoadCurve:
+    """A quasi-static load curve: nominal stress against stretch, no time axis.
+
+    Attributes:
+        stretch: ``[n]`` stretches ``lambda = L / L0`` [-], strictly increasing (> 0).
+        stress: ``[n]`` nominal (first Piola-Kirchhoff) stresses [Pa]: force over the
+            reference area.
+        rows: ``[n]`` CSV line of each point (for error messages); source: the file.
+    """
+
+    stretch: np.ndarray
+    stress: np.ndarray
+    rows: np.ndarray
+    source: str = ""
+
+    def as_recording(self, dt: float, select=None) -> Recording:
+        """Load steps as a force-like recording: point k at time ``(k + 1) dt`` (frame
+        k + 1 of a rollout whose step k applies it), one scalar channel ``stress`` [Pa]."""
+        idx = np.arange(len(self.stretch)) if select is None else np.asarray(select)
+        time = (idx + 1.0) * dt
+        return Recording("forces", time, self.stress[idx, None, None], ["stress"],
+                         np.ones((len(idx), 1), bool), self.source, "curve", self.rows[idx])
+
+
+def load_load_curve(path, stretch_column: str = "stretch", stress_column: str = "nominal_stress",
+                    stress_unit: str | None = None) -> LoadCurve:
+    """A stress-stretch table (CSV, one row per point) as a :class:`LoadCurve` in Pa.
+
+    Args:
+        path: ``.csv`` with a header naming ``stretch_column`` and ``stress_column``; an
+            optional ``# stress_unit: MPa`` comment declares the stress unit.
+        stress_unit: unit of a file that declares none (``"default:MPa"`` never conflicts
+            with a declaration; see the module docstring).
+    Raises:
+        DataError: naming the file, the line and the column: a missing column, a value that
+            is not a finite number, a stretch <= 0, stretches that do not increase strictly.
+    """
+    path = Path(os.fspath(path))
+    if path.suffix.lower() != ".csv":
+        raise DataError(path, "a load curve is read from a .csv table (stretch, stress columns)")
+    decl, header, cells, lines = _parse_csv(path)
+    cols = _finite_columns(path, header, cells, lines, (stretch_column, stress_column))
+    rows = np.asarray(lines)
+    stretch = cols[stretch_column]
+    scale = _resolve_unit("stress_unit", decl.get("stress_unit"), stress_unit, path, "Pa")
+    if np.any(stretch <= 0):
+        i = int(np.argmax(stretch <= 0))
+        raise DataError(path, f"stretch {stretch[i]:g} is not positive (stretch = L / L0)",
+                        int(rows[i]), stretch_column)
+    step = np.diff(stretch)
+    if np.any(step <= 0):
+        i = int(np.argmax(step <= 0)) + 1
+        raise DataError(path, f"stretch {stretch[i]:.9g} does not increase (previous point: "
+                        f"{stretch[i - 1]:.9g} at row {int(rows[i - 1])}); a load curve is "
+                        "applied in order, one load step per row: sort it by stretch",
+                        int(rows[i]), stretch_column)
+    return LoadCurve(stretch, cols[stress_column] * scale, rows, str(path))
 
 
 def save_markers_npz(path, recordings: list[Recording], length_unit: str = "m") -> Path:

@@ -71,7 +71,7 @@ class ParamSpec:
     def from_free(cls, free) -> "ParamSpec":
         """From a scene :class:`~diffsim.scene.FreeParam`."""
         return cls(free.name, float(free.lower), float(free.upper), free.scale, free.init,
-                   None, getattr(free, "units", ""))
+                   getattr(free, "index", None), getattr(free, "units", ""))
 
     def to_unit(self, value) -> np.ndarray:
         return value_to_unit(value, self.lower, self.upper, self.scale)

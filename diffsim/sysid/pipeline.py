@@ -8,7 +8,8 @@
    and turn gripper markers into kinematic particles (:mod:`.kinematic`); tracked
    rigid-body states (``data_kind = "rigid_poses"``) become virtual markers at the scene's
    particles moved with the measured pose, and every rollout starts from the measured
-   state (:mod:`.rigid`);
+   state (:mod:`.rigid`); a load curve (``data_kind = "load_curve"``) becomes quasi-static
+   load steps of the FEM scene's driven face (:mod:`.load_curve`);
 3. fit the scene's ``[[free]]`` parameters (:mod:`.fit`, with an atomic checkpoint in
    ``DIR/checkpoint.json`` and ``resume``), then the Gauss-Newton uncertainty
    (:mod:`.uncertainty`) on the training experiments;
@@ -233,6 +234,13 @@ def _chosen(recs: list, cfg: dict, path) -> list:
 def build_experiments(scene, cfg: dict, base: Path, data_path) -> tuple[list, list, "_Builder"]:
     """(training experiments, held-out experiments, builder) from a data file."""
     b = _Builder(scene, cfg, base)
+    if cfg["data_kind"] == "load_curve":
+        from .load_curve import load_curve_experiments
+
+        curve = D.load_load_curve(data_path, cfg["stretch_column"], cfg["stress_column"],
+                                  "default:" + cfg["stress_unit"])
+        train, held = load_curve_experiments(scene, cfg, curve, b.penalty, scene.path)
+        return train, held, b
     if cfg["data_kind"] == "point_cloud":
         recs = D.load_point_clouds(data_path, "default:" + cfg["length_unit"],
                                    "default:" + cfg["time_unit"])
@@ -319,8 +327,10 @@ def run_sysid(scene_path, data=None, out="out/sysid", resume: bool = False, prog
     train_problem = _Subset(problem, train)
     result = fit(train_problem, cfg["optimizer"], z0=z0, max_iter=cfg["max_iter"], lr=cfg["lr"],
                  checkpoint=out / "checkpoint.json", resume=resume, progress=progress)
-    # residuals along one trial are correlated by any model error: cluster by trial
-    unc = gauss_newton(problem, result.z, experiments=train, cluster=lambda e: e.name.split("/")[0])
+    # residuals along one trial are correlated by any model error: cluster by trial (a load
+    # curve is one specimen, no independent trials: plain Gauss-Newton)
+    cluster = None if cfg["data_kind"] == "load_curve" else (lambda e: e.name.split("/")[0])
+    unc = gauss_newton(problem, result.z, experiments=train, cluster=cluster)
     ev_train = problem.evaluate(result.z, train, grad=False)
     ev_train0 = problem.evaluate(z0, train, grad=False)
     extra = {"scene": str(scene_path), "data": str(data_path), "optimizer": cfg["optimizer"],
@@ -335,15 +345,24 @@ def run_sysid(scene_path, data=None, out="out/sysid", resume: bool = False, prog
         heldout = summarise(ev_held, held)
         extra["heldout_initial"] = summarise(ev_held0, held)
         term = held[0].terms[0].name
-        curves = heldout_curves(ev_held, held, term)
-        plot_error_over_time(out / "heldout_error.png", curves,
-                             "error [m]" if term != "forces" else "error [N]",
-                             f"{scene.name}: held-out {term} error (fitted)")
+        if cfg["data_kind"] != "load_curve":  # a load curve has no time axis: see below
+            curves = heldout_curves(ev_held, held, term)
+            plot_error_over_time(out / "heldout_error.png", curves,
+                                 "error [m]" if term != "forces" else "error [N]",
+                                 f"{scene.name}: held-out {term} error (fitted)")
         plot_exp, plot_ev = held[0], ev_held
+    if cfg["data_kind"] == "load_curve":
+        from .load_curve import curve_report, plot_load_curve
+
+        parts = {"train": (train, ev_train, ev_train0)}
+        if held:
+            parts["heldout"] = (held, ev_held, ev_held0)
+        extra["load_curve"] = curve_report(parts)
+        plot_load_curve(out / "stress_stretch.png", extra["load_curve"], f"{scene.name}: load curve")
     rep = build_report(problem, result, unc, summarise(ev_train, train), heldout, extra)
     plot_loss(out / "loss.png", result.history, f"{scene.name}: loss")
     first = plot_ev.terms[plot_exp.name][0]
-    if first.predicted is not None:
+    if first.predicted is not None and cfg["data_kind"] != "load_curve":
         names = plot_exp.terms[0].recording.names
         which = [n for n in cfg.get("plot_markers", names[:3]) if n in names]
         plot_markers(out / "markers.png", first, names, which, plot_exp.t0,

@@ -11,15 +11,13 @@ Models (incompressible uniaxial tension, closed form):
 
 * neo-Hookean: ``P = mu (lambda - lambda^-2)``;
 * Mooney-Rivlin: ``P = 2 (lambda - lambda^-2) (C10 + C01 / lambda)``;
-* ``--fem``: neo-Hookean through the engine's quasi-static FEM (a unit cube of 6 linear
-  tetrahedra, symmetry supports, one face driven in stretch, nominal stress from the
-  reaction force). Nu = 0.45: the quasi-static Newton solver does not converge from the
-  rest state at nu >= 0.49 here. The compressible response at 0.45 differs from the
-  incompressible formula by up to 3.3 % at small stretch (initial slope E = 2.9 mu instead
-  of 3 mu) and by < 0.1 % at large stretch (the report records the largest deviation).
+* ``--fem``: neo-Hookean through the engine's quasi-static FEM, i.e. ``diffsim sysid
+  scenes/sysid_treloar.toml`` (a cube of 6 tetrahedra with lambda = 500 MPa on symmetry
+  rollers, one face driven to each measured stretch, nominal stress from its reaction;
+  L-BFGS-B with the adjoint gradient; its own report in ``OUT/fem``).
 
-Each fit: Levenberg-Marquardt on the stress residuals, Gauss-Newton standard deviations
-with the noise level estimated from the residuals.
+The closed-form fits: Levenberg-Marquardt on the stress residuals, Gauss-Newton standard
+deviations with the noise level estimated from the residuals.
 
     python examples/sysid/treloar_rubber.py --out out/sysid_treloar [--fem]
 """
@@ -33,22 +31,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 CANDIDATES = (ROOT / "assets" / "treloar_rubber" / "treloar1944_uniaxial.csv",
               Path("/work/shared/data/treloar_rubber/treloar1944_uniaxial.csv"))
-SPLIT = 3.0  # fit on stretch <= SPLIT, hold out above
+SCENE = ROOT / "scenes" / "sysid_treloar.toml"
+SPLIT = 3.0  # fit on stretch <= SPLIT, hold out above (as the scene's heldout_above)
 
 
 def load(path=None):
     """(stretch [-], nominal stress [Pa]) from the CSV (stress column in MPa)."""
-    from diffsim.sysid.data import STRESS_UNITS, DataError, load_columns
+    from diffsim.sysid.data import DataError, load_load_curve
 
     if path is None:
         path = next((p for p in CANDIDATES if p.exists()), None)
         if path is None:
             raise DataError(CANDIDATES[0], "Treloar data not found; pass --data")
-    cols = load_columns(path, ("stretch", "nominal_stress_MPa"))
-    lam, P = cols["stretch"], cols["nominal_stress_MPa"] * STRESS_UNITS["MPa"]
-    if np.any(lam < 1.0) or np.any(np.diff(lam) < 0):
-        raise DataError(path, "stretches must be >= 1 and sorted")
-    return lam, P, Path(path)
+    curve = load_load_curve(path, "stretch", "nominal_stress_MPa", "MPa")  # DataError on bad rows
+    return curve.stretch, curve.stress, Path(path)
 
 
 def neo_hookean(lam, mu):
@@ -59,45 +55,24 @@ def mooney_rivlin(lam, c10, c01):
     return 2.0 * (lam - lam ** -2) * (c10 + c01 / lam)
 
 
-class FEMUniaxial:
-    """Nominal stress [Pa] of a quasi-static FEM cube driven through the given stretches."""
+def fem_fit(data: Path, out: Path):
+    """The FEM route: ``diffsim sysid scenes/sysid_treloar.toml`` (a quasi-static cube, one
+    load step per row, stress from the driven face's reaction); a report row and the
+    predicted stress [Pa] at every stretch."""
+    from diffsim.sysid.pipeline import run_sysid
 
-    def __init__(self, stretches, nu: float = 0.45, substeps: int = 10):
-        from diffsim.solvers.fem import mesh as fem_mesh
-        from diffsim.solvers.fem.builder import FEMBuilder
-        from diffsim.solvers.fem.solver import FEMConfig, SolverFEM
-
-        self.stretches, self.nu = np.asarray(stretches, float), nu
-        mesh = fem_mesh.box((1, 1, 1), (1.0, 1.0, 1.0))
-        b = FEMBuilder(dim=3, gravity=[0.0, 0.0, 0.0], material="neo_hookean")
-        b.add_mesh(mesh, density=1000.0, youngs_modulus=1e6, poisson_ratio=nu)
-        X = mesh.vertices
-        left = np.nonzero(np.isclose(X[:, 0], 0.0))[0]
-        b.pin(left, axes=[0])
-        # symmetry supports that leave lateral contraction free but remove rigid motions
-        b.pin([left[np.argmin(np.linalg.norm(X[left], axis=1))]], axes=[1, 2])
-        b.pin([left[np.argmin(np.linalg.norm(X[left] - [0.0, 1.0, 0.0], axis=1))]], axes=[2])
-        self.right = np.nonzero(np.isclose(X[:, 0], 1.0))[0]
-        b.add_kinematic(self.right, axes=[0])
-        self.model = b.finalize(1)
-        T = len(self.stretches)
-        self.solver = SolverFEM(self.model, FEMConfig(integrator="quasi_static", substeps=substeps),
-                                window=T)
-        tgt = np.repeat(X[self.right][None, None], T, 0).copy()
-        tgt[:, 0, :, 0] = self.stretches[:, None]
-        self.target, self.X = tgt, X
-
-    def stress(self, mu: float) -> np.ndarray:
-        from diffsim.autodiff import Rollout
-
-        E = 2.0 * mu * (1.0 + self.nu)
-        self.model.set("element_mu", mu)
-        self.model.set("element_lam", E * self.nu / ((1 + self.nu) * (1 - 2 * self.nu)))
-        T = len(self.stretches)
-        r = Rollout(self.solver, T, 1.0, record=("x",))
-        r.forward({"x": self.X[None], "v": np.zeros_like(self.X)[None]}, controls={"target": self.target})
-        # reference area 1 m^2: nominal stress = total axial reaction on the driven face
-        return np.array([self.solver.reaction_forces(f)[0][self.right, 0].sum() for f in range(1, T + 1)])
+    rep = run_sysid(SCENE, data, out, progress=False, log=lambda *_: None)
+    mu, curve = rep["parameters"]["element_mu"], rep["load_curve"]
+    held = curve["heldout"]
+    row = {"parameters": {"mu": {k: mu[k] for k in ("value", "std", "units")}},
+           "warnings": rep["warnings"], "iterations": rep["fit"]["iterations"],
+           "train_rmse_MPa": rep["train"]["rmse"]["stress"] / 1e6,
+           "noise_estimate_MPa": rep["noise_estimate"]["stress"] / 1e6,
+           "heldout_rmse_MPa": rep["heldout"]["rmse"]["stress"] / 1e6,
+           "heldout_max_relative_error": held["max_abs_relative_error"],
+           "heldout_relative_error_at_max_stretch": abs(held["relative_error_at_max_stretch"]),
+           "scene": str(SCENE)}
+    return row, np.array(curve["train"]["stress_fitted"] + held["stress_fitted"])
 
 
 def fit_model(name, specs, predict, lam, P, train):
@@ -156,19 +131,7 @@ def main(argv=None) -> int:
                                 mooney_rivlin, lam, P, train)
     report["models"]["mooney_rivlin"], curves["Mooney-Rivlin"] = row, pred
     if args.fem:
-        fem_train = FEMUniaxial(lam[train])
-        row, vals, _ = fit_model("fem", [ParamSpec("mu", 1e4, 1e7, "log", units="Pa")],
-                                 lambda _, mu: fem_train.stress(mu), lam[train], P[train],
-                                 np.ones(int(train.sum()), bool))
-        fem_all = FEMUniaxial(lam)
-        pred = fem_all.stress(vals[0])
-        held = ~train
-        row.update(heldout_rmse_MPa=float(np.sqrt(np.mean((pred[held] - P[held]) ** 2)) / 1e6),
-                   heldout_max_relative_error=float((np.abs(pred - P) / np.maximum(P, 1e-12))[held].max()),
-                   heldout_relative_error_at_max_stretch=float(abs(pred[-1] - P[-1]) / P[-1]),
-                   poisson_ratio=fem_all.nu,
-                   max_deviation_from_incompressible_formula=float(
-                       np.max(np.abs(pred - neo_hookean(lam, vals[0])) / neo_hookean(lam, vals[0]))))
+        row, pred = fem_fit(path, out / "fem")
         report["models"]["neo_hookean_fem"], curves["neo-Hookean (quasi-static FEM)"] = row, pred
     fig, ax = _figure(size=(7.0, 4.6))
     ax = ax[0, 0]

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from diffsim.scene import SceneError, plan_scene
+from diffsim.scene.toml_writer import dumps
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name, tets, actuators", [
-    ("fem_drop", 162, 0), ("fem_cantilever", 480, 0), ("fem_muscle_robot", 72, 4)])
+    ("fem_drop", 162, 0), ("fem_cantilever", 480, 0), ("fem_muscle_robot", 72, 4), ("fem_colliders", 24, 0)])
 def test_bundled_scenes_assemble(name, tets, actuators):
     plan = plan_scene(ROOT / "scenes" / f"{name}.toml")
     assert plan.counts["element"] == tets
@@ -43,13 +44,25 @@ def test_regions_select_pins_loads_and_muscles():
     assert plan.counts["actuator"] == 1 and len(b.muscles) == 24
 
 
-def test_mismatched_loads_and_unsupported_colliders():
+def test_mismatched_loads():
     with pytest.raises(SceneError, match="one force per load region"):
         plan_scene(scene(load_regions=[[0, 0, 0, 1, 1, 1]]))
+
+
+def test_sdf_colliders_explicit_only(tmp_path):
+    """The explicit integrator takes every collider type; the implicit ones the ground
+    only, and the error names the file, the key and both facts."""
     spec = scene()
-    spec["colliders"] = [{"type": "sphere", "position": [0, 0, -1], "radius": 0.1}]
-    with pytest.raises(SceneError, match="ground collider only"):
-        plan_scene(spec)
+    spec["colliders"] = [{"type": "ground"}, {"type": "sphere", "position": [0, 0, -1], "radius": 0.1}]
+    assert plan_scene(spec).builder.colliders[0].type == "sphere"
+    path = tmp_path / "implicit.toml"
+    spec["solver"]["integrator"] = "implicit"
+    path.write_text(dumps(spec))
+    with pytest.raises(SceneError) as err:
+        plan_scene(path)
+    assert err.value.key == "colliders[1].type"
+    message = str(err.value)
+    assert str(path) in message and "ground collider only" in message and "'explicit' supports every" in message
 
 
 def test_mesh_body_from_assets():

@@ -32,7 +32,7 @@ def build_mixed(num_envs: int = 2):
     b.add_box([0.45, 0.31], [0.1, 0.06], material="von_mises", youngs_modulus=2e4, yield_stress=150.0,
               density=1000, velocity=[0.6, -1.5], jitter=0.3, name="metal")
     b.add_box([0.59, 0.22], [0.08, 0.08], material="drucker_prager", youngs_modulus=2e4,
-              density=1500, velocity=down, friction_angle=0.5, jitter=0.3, name="sand")
+              density=1500, velocity=down, friction_angle=0.5, cohesion=1e-3, jitter=0.3, name="sand")
     b.add_box([0.70, 0.22], [0.08, 0.08], material="fluid", bulk_modulus=1e4, density=1000,
               velocity=[0.8, -0.5], jitter=0.3, name="water")
     return b.finalize(num_envs)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from diffsim.autodiff import Rollout, SimulationError
 from diffsim.solvers.mpm import MPMBuilder, SolverMPM
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,20 @@ def test_solver_rejects_invalid_states():
     with pytest.raises(ValueError, match="boundary"):
         SolverMPM(model, SolverMPM.Config(grid_res=16, boundary="bouncy"))
     assert solver.max_stable_dt() == pytest.approx(0.5 * (1 / 16) / np.sqrt(1e5 * 0.7 / (1.3 * 0.4) / 1000))
+
+
+def test_unstable_rollout_names_the_step_and_quantity():
+    """A step 200x past the CFL limit: the forward pass stops at the first checkpoint after
+    the blow-up with the step and the quantity (an inverted F or a particle off the grid),
+    instead of handing an unphysical state to the backward pass."""
+    b = MPMBuilder(dim=2, particle_spacing=0.05)
+    b.add_box([0.4, 0.4], [0.1, 0.1], velocity=[0.0, -3.0])
+    model = b.finalize()
+    solver = SolverMPM(model, SolverMPM.Config(grid_res=16), window=2)
+    rollout = Rollout(solver, 8, 200 * solver.max_stable_dt(), segment=2)
+    with pytest.raises(SimulationError, match="blew up at step [2468]: '(F|x)'") as err:
+        rollout.forward(model.initial_state())
+    assert err.value.quantity in ("F", "x")
 
 
 def test_mesh_body_fills_the_mesh():

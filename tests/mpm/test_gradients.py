@@ -16,7 +16,7 @@ from diffsim.autodiff.gradcheck import format_table, gradcheck
 from ._scenes import DT, STEPS, mixed_initial_state
 
 PARAMS = ("youngs_modulus", "poisson_ratio", "particle_mass", "particle_volume", "yield_stress",
-          "friction_angle", "hardening", "critical_compression", "critical_stretch", "bulk_modulus",
+          "friction_angle", "cohesion", "hardening", "critical_compression", "critical_stretch", "bulk_modulus",
           "actuator_strength", "actuator_direction", "ground_friction", "wall_friction",
           "collider_friction", "gravity")
 STATE = ("x", "v", "C", "F", "Jp")

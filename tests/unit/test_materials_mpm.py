@@ -67,11 +67,11 @@ def _runner(name, dim):
     return _cache[key]
 
 
-def evaluate(name, F, Jp=1.0, mu=MU, lam=LAM):
-    run, Fin, Jin, q, Fout, Jout, tau, loss, _, _ = _runner(name, F.shape[0])
+def evaluate(name, F, Jp=1.0, mu=MU, lam=LAM, q=None):
+    run, Fin, Jin, qf, Fout, Jout, tau, loss, _, _ = _runner(name, F.shape[0])
     Fin[None] = F.tolist()
     Jin[None] = Jp
-    q[None] = q_vector(name).tolist()
+    qf[None] = (q_vector(name) if q is None else np.asarray(q, float)).tolist()
     run(mu, lam)
     return Fout[None].to_numpy(), Jout[None], tau[None].to_numpy(), loss[None]
 
@@ -155,6 +155,22 @@ def test_drucker_prager_tension_goes_to_the_tip_and_compression_into_the_cone():
         lhs = np.linalg.norm(eps - eps.mean())
         rhs = -alpha * (dim * LAM + 2 * MU) / (2 * MU) * eps.sum()
         assert lhs <= rhs * (1 + 1e-6) + 1e-12
+
+
+def test_drucker_prager_cohesion_moves_the_apex_into_tension():
+    """Cohesion c: rest (F = I) is elastic, and tension past the apex ends at F_E = e^c R."""
+    c = 1e-3
+    for dim in (2, 3):
+        q = np.array([np.deg2rad(30), c, 0.0])
+        rest = np.eye(dim)
+        Fe, _ = plastic.MaterialDruckerPrager.project_np(rest, 1.0, MU, LAM, q)
+        np.testing.assert_allclose(Fe, rest, atol=1e-12)  # inside the cone: no projection
+        stretch = np.diag([1.1] + [1.02] * (dim - 1))
+        Fe, _ = plastic.MaterialDruckerPrager.project_np(stretch, 1.0, MU, LAM, q)
+        np.testing.assert_allclose(Fe, np.exp(c) * np.eye(dim), atol=1e-12)
+        if dim == 2:  # (the 3D kernel is the same code; its compile is slow)
+            Fe_ti, _, _, _ = evaluate("drucker_prager", stretch, q=q)
+            np.testing.assert_allclose(Fe_ti, Fe, atol=1e-9)
 
 
 def test_fluid_forgets_shear():

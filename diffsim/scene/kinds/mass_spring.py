@@ -254,7 +254,7 @@ def _drawing(model) -> dict:
 register_solver(SolverKind(
     name="mass_spring",
     doc="Particles joined by damped springs whose rest length actuators modulate "
-        "(diffsim.solvers.SolverMassSpring, symplectic Euler, penalty ground contact).",
+        "(diffsim.solvers.SolverMassSpring, symplectic Euler, penalty or sticky ground contact).",
     solver_keys={"drag": Key("float", "velocity damping rate: v <- exp(-drag h) v each substep",
                              0.0, "1/s", lo=0.0, hi=1e6)},
     material_keys=MATERIAL,
@@ -264,6 +264,7 @@ register_solver(SolverKind(
     param_names=_param_names,
     initial_state=_initial_state,
     make_solver=_make_solver,
+    ground_models=("penalty", "sticky"),
     bytes_per_slot=_bytes_per_slot,
     drawing=_drawing,
     check=_check,

@@ -2,7 +2,8 @@
 
 * :mod:`.mesh`: generators (box, beam, rectangle), meshio loading, surfaces;
 * :mod:`.builder`: :class:`FEMBuilder` (materials, boundary conditions, loads, muscles);
-* :mod:`.explicit`: symplectic Euler in Taichi kernels (Taichi autodiff);
+* :mod:`.explicit`: symplectic Euler in Taichi kernels (Taichi autodiff), with ground and
+  SDF collider contact (:mod:`diffsim.contact`, pose controls included);
 * :mod:`.implicit`: backward Euler and quasi-static Newton solves (adjoint gradients);
 * :class:`SolverFEM` picks the integrator named by :class:`FEMConfig`.
 

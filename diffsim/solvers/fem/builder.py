@@ -10,7 +10,9 @@ in 2D, plane strain) and finalises them into a :class:`~diffsim.core.model.Model
 * ``element_active_stress`` [B, E]: peak active fibre stress sigma [Pa] (muscles);
 * ``element_fiber`` [B, E, d]: fibre direction ``a`` in the rest shape (muscles);
 * ``damping_mass`` [B]: Rayleigh alpha [1/s]; ``damping_stiffness`` [B]: Rayleigh beta [s];
-* ``gravity`` [B, d] and ``ground_*`` [B] from :class:`~diffsim.core.builder.ModelBuilder`.
+* ``gravity`` [B, d] and ``ground_*`` [B] from :class:`~diffsim.core.builder.ModelBuilder`,
+  and the ``collider_*`` parameters of its ``add_collider_*`` methods (SDF colliders,
+  :mod:`diffsim.contact`; explicit integrator only).
 
 Boundary conditions are per vertex and per axis: a *pinned* component keeps its value,
 a *kinematic* component follows the per-step control ``target`` (differentiable). Loads

@@ -7,17 +7,29 @@ Per substep of length ``h`` (Sifakis and Barbic 2012 for the element forces)::
           + sigma_e u_k (F_e a_e) a_e^T / |F_e a_e|                    (active fibre, muscle k)
           + beta (mu_e (Fdot_e + Fdot_e^T) + lam_e tr(Fdot_e) I)       (Rayleigh stiffness damping)
     f_a   = -V_e P_e Bop_a  on each vertex a of e,  m_i = sum_e rho_e V_e / (d + 1)
-    f_i  += f_contact(x_i, v_i) + nodal loads + traction * area / d
+    f_i  += f_ground(x_i, v_i) + sum_colliders f_contact(x_i, v_i) + nodal loads
+            + traction * area / d
     v_i'  = exp(-alpha h) v_i + h (f_i / m_i + g)
     x_i'  = x_i + h v_i'
 
 Pinned components keep their value with zero velocity; driven (kinematic) components move
 linearly to ``target`` over the step's substeps (``x' = x + (target - x) / remaining``,
-``v' = (x' - x) / h``). The substep kernel has five top-level loops (contact, nodal loads,
-tractions, elements, integration): forces and lumped masses are accumulated into per-slot
-scratch fields whose first loop *stores*, so Taichi's autodiff differentiates the whole
-substep (with respect to the state, every control and every parameter, densities included)
-and a recomputed segment overwrites rather than adds.
+``v' = (x' - x) / h``). The substep kernel has top-level loops only (collider frames,
+ground contact, one per collider, nodal loads, tractions, elements, integration): forces
+and lumped masses are accumulated into per-slot scratch fields whose first loop *stores*,
+so Taichi's autodiff differentiates the whole substep (with respect to the state, every
+control and every parameter, densities included) and a recomputed segment overwrites
+rather than adds.
+
+Contact: the ground of :meth:`~diffsim.core.builder.ModelBuilder.add_ground` and every
+collider of :mod:`diffsim.contact` (plane, box, sphere, capsule, cylinder, heightfield,
+mesh) push the vertices with the penalty law of
+:func:`~diffsim.contact.penalty.penalty_force`, evaluated at the substep's start time
+within the step (as in the mass-spring solver). The colliders' pose controls
+(``collider_position``, ``collider_velocity``, ``collider_rotation``,
+``collider_angular_velocity``, ``[B, K, ...]`` per step; default: the builder's static
+poses) join the FEM controls, so gradients reach pose trajectories, shape and contact
+parameters as well as everything upstream.
 """
 
 from dataclasses import dataclass
@@ -25,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import taichi as ti
 
+from ...contact import colliders as contact_colliders
 from ...contact.penalty import penalty_force
 from ...materials import get as get_material
 from .kernels import (
@@ -42,11 +55,13 @@ from .solver import FEMConfig, SolverFEM
 
 
 @ti.data_oriented
-class SolverFEMExplicit(SolverFEM):
+class SolverFEMExplicit(contact_colliders.ColliderControlsMixin, SolverFEM):
     """Explicit (symplectic Euler) FEM. State ``x`` [m], ``v`` [m/s], ``[B, N, dim]``.
 
     The stable step is bounded by the element wave transit time, roughly
-    ``h < 0.5 l_min / sqrt((lam + 2 mu) / rho)`` for the shortest element edge ``l_min``.
+    ``h < 0.5 l_min / sqrt((lam + 2 mu) / rho)`` for the shortest element edge ``l_min``,
+    and by contact: ``h < 2 sqrt(m_i / k)`` for a vertex of lumped mass ``m_i`` against a
+    penalty stiffness ``k`` (docs/contact.md).
     """
 
     @dataclass(frozen=True)
@@ -56,7 +71,8 @@ class SolverFEMExplicit(SolverFEM):
     def __init__(self, model, config=None, window=None, memory_budget=None):
         if config is not None and config.integrator != "explicit":
             raise ValueError(f"SolverFEMExplicit needs integrator='explicit', got {config.integrator!r}")
-        super().__init__(model, config, window, memory_budget)
+        super().__init__(model, config, window, memory_budget)  # writes every default control
+        self.bind_colliders()
         self.material = get_material(model.meta["material"])
         self.stress = stress_function(self.material)
         E, d = model.counts["element"], model.dim
@@ -96,6 +112,11 @@ class SolverFEMExplicit(SolverFEM):
         m = self.model
         D = ti.static(m.dim)
         NB = ti.static(m.num_envs)
+        # 0. collider frames of this substep (its start time within the step), stored in slot so
+        if ti.static(self.has_colliders):
+            for b, k in ti.ndrange(NB, m.counts["collider"]):
+                t = ti.cast(si % self.substeps, self.real) * ti.cast(h, self.real)  # time into the step
+                self.colliders.update_frame(so, b, k, a, t)
         # 1. ground contact, stored (this also clears the slot's force and mass)
         for b, i in ti.ndrange(NB, m.counts["vertex"]):
             f = ti.Vector.zero(self.real, D)
@@ -106,6 +127,11 @@ class SolverFEMExplicit(SolverFEM):
                                   m.ground_smoothing[b], m.ground_friction_smoothing[b])
             self.net_force[so, b, i] = f
             self.lumped_mass[so, b, i] = 0.0
+        # 1b. colliders, accumulated: one loop each, so that each compiles on its own
+        for k in ti.static(range(m.counts.get("collider", 0))):
+            for b, i in ti.ndrange(NB, m.counts["vertex"]):
+                self.net_force[so, b, i] += self.colliders.particle_force_k(k, b, self.x[si, b, i],
+                                                                            self.v[si, b, i], a, so)
         # 2. nodal loads
         for b, k in ti.ndrange(NB, m.counts["load"]):
             self.net_force[so, b, m.load_vertices[k]] += self.force[a, b, k]

@@ -22,7 +22,9 @@ after the other.
 
 Ground contact here is a frictionless, undamped quadratic penalty
 ``k/2 max(z_g - x_up, 0)^2`` (the explicit solver's penalty without damping, friction or
-smoothing).
+smoothing). The SDF colliders of :mod:`diffsim.contact` (``add_collider_*``) are not
+supported here: a model with any of them is refused (:class:`SolverFEMExplicit` takes them
+all, with pose controls).
 """
 
 from dataclasses import dataclass
@@ -63,6 +65,11 @@ class SolverFEMImplicit(SolverFEM):
     def __init__(self, model, config=None, window=None, memory_budget=None):
         if config is not None and config.integrator == "explicit":
             raise ValueError("SolverFEMImplicit needs integrator='implicit' or 'quasi_static'")
+        if model.counts.get("collider", 0):
+            types = sorted({d["type"] for d in model.meta["colliders"]})
+            raise ValueError(f"the {(config or self.Config()).integrator} FEM integrator supports "
+                             f"ground contact only (add_ground), and the model has colliders of type "
+                             f"{types}; use integrator='explicit', which supports every collider type")
         super().__init__(model, config, window, memory_budget)
         self.quasi_static = self.config.integrator == "quasi_static"
         self.free = ~self.fixed_mask().ravel()

@@ -19,7 +19,16 @@ inside axis-aligned boxes ``[lo..., hi...]`` of world coordinates: ``pin_regions
 (held vertices), ``load_regions`` with ``load_forces`` (a total force per region, shared
 equally by its vertices) and ``muscle_regions`` with ``muscle_fibers`` and
 ``muscle_stresses`` (one actuation channel per region, driven by ``[actuators]``).
-Contact: the ``ground`` collider (other collider types are not supported by FEM yet).
+Per-axis conditions for material tests: ``roller_regions`` with ``roller_axes`` hold one
+displacement component of the vertices inside (a roller, or a symmetry plane), and
+``driven_regions`` with ``driven_axes`` make one component follow the per-step control
+``target`` (a grip moved by displacement; ``diffsim sysid`` drives it with a measured load
+curve, see :mod:`diffsim.sysid.load_curve`).
+Contact: with the ``explicit`` integrator, the ``ground`` and every collider type of
+:mod:`diffsim.contact.scene` (plane, box, sphere, capsule, cylinder, heightfield, mesh),
+static at their scene pose (their motion is given as pose controls through the API, as
+for every solver kind); the ``implicit`` and ``quasi_static`` integrators take the
+``ground`` only.
 """
 
 from __future__ import annotations
@@ -58,6 +67,20 @@ MATERIAL = {
 }
 
 
+_AXIS_KEYS = {
+    "roller_regions": Key("array", "boxes [lo..., hi...]: vertices inside are held along "
+                          "roller_axes only (rollers, symmetry planes)", [], "m",
+                          lo=-MAX_LENGTH, hi=MAX_LENGTH, shape=("*", "2*dim")),
+    "roller_axes": Key("array", "the held axis (0: x, 1: y, 2: z) per roller region", [], "-",
+                       lo=0, hi=2, shape=("*",), dtype="int"),
+    "driven_regions": Key("array", "boxes [lo..., hi...]: vertices inside follow the control "
+                          "`target` along driven_axes (a grip moved by displacement)", [], "m",
+                          lo=-MAX_LENGTH, hi=MAX_LENGTH, shape=("*", "2*dim")),
+    "driven_axes": Key("array", "the driven axis per driven region", [], "-", lo=0, hi=2,
+                       shape=("*",), dtype="int"),
+}
+
+
 def _common() -> dict[str, Key]:
     region = dict(lo=-MAX_LENGTH, hi=MAX_LENGTH, shape=("*", "2*dim"))
     return {
@@ -75,6 +98,7 @@ def _common() -> dict[str, Key]:
                              shape=("*", "dim")),
         "muscle_stresses": Key("array", "peak active stress per muscle: tension sigma u along the fibre",
                                [], "Pa", lo=-MAX_MODULUS, hi=MAX_MODULUS, shape=("*",)),
+        **_AXIS_KEYS,
     }
 
 
@@ -86,8 +110,21 @@ def _check_body(v: dict, path, ctx: Context) -> None:
     for key in ("muscle_fibers", "muscle_stresses"):
         if len(v[key]) != n:
             ctx.add(path + [key], f"expected one entry per muscle region ({n}), found {len(v[key])}")
+    _check_axis_regions(v, path, ctx)
     if "size" in v and min(v["size"]) <= 0:
         ctx.add(path + ["size"], "expected positive sizes")
+
+
+def _check_axis_regions(v: dict, path, ctx: Context) -> None:
+    """One axis per roller / driven region, each below the scene's dimension."""
+    for kind in ("roller", "driven"):
+        regions, axes = v[f"{kind}_regions"], v[f"{kind}_axes"]
+        if len(axes) != len(regions):
+            ctx.add(path + [f"{kind}_axes"], f"expected one axis per {kind} region "
+                    f"({len(regions)}), found {len(axes)}")
+        for k, a in enumerate(axes):
+            if ctx.dim is not None and a >= ctx.dim:
+                ctx.add(path + [f"{kind}_axes", k], f"expected an axis < dim ({ctx.dim}), found {a}")
 
 
 BOX = variant_table("box", {
@@ -121,10 +158,12 @@ def _check(spec: dict, ctx: Context) -> None:
     models = {_material(spec, body)["model"] for body in spec["bodies"]}
     if len(models) > 1:
         ctx.add(["bodies"], f"expected one material model per FEM scene, found {sorted(models)}")
+    integrator = spec["solver"]["integrator"]
     for i, c in enumerate(spec["colliders"]):
-        if c["type"] != "ground":
-            ctx.add(["colliders", i, "type"], f"the FEM solver supports the ground collider only, "
-                    f"found {c['type']!r}")
+        if c["type"] != "ground" and integrator != "explicit":
+            ctx.add(["colliders", i, "type"], f"the {integrator} FEM integrator supports the ground "
+                    f"collider only, found {c['type']!r}; integrator = 'explicit' supports every "
+                    "collider type")
     cells = 0
     for body in spec["bodies"]:
         if body["type"] == "box":
@@ -184,10 +223,29 @@ def _assemble(spec: dict, loader) -> FEMBuilder:
                     b.add_load(vids[sel], np.asarray(body["load_forces"][r], float) / len(sel))
                 else:
                     b.add_muscle(eids[sel], body["muscle_fibers"][r], body["muscle_stresses"][r])
+        _apply_axis_regions(b, body, m.vertices, vids, path, dim, loader.file)
     for c in spec["colliders"]:
         collider_types()[c["type"]].apply(b, c)
     b.set_damping(sol["damping_mass"], sol["damping_stiffness"])
     return b
+
+
+def _apply_axis_regions(b: FEMBuilder, body: dict, vertices: np.ndarray, vids: np.ndarray, path,
+                        dim: int, file) -> None:
+    """Rollers (``b.pin(axes=[a])``) and driven components (``b.add_kinematic(axes=[a])``)."""
+    for kind in ("roller", "driven"):
+        for r, (region, axis) in enumerate(zip(body[f"{kind}_regions"], body[f"{kind}_axes"])):
+            where = key_path(path + [f"{kind}_regions", r])
+            sel = np.flatnonzero(_inside(vertices, region, dim))
+            if len(sel) == 0:
+                raise SceneError([Issue(where, "the region contains no vertex of this body")], file)
+            try:
+                if kind == "roller":
+                    b.pin(vids[sel], axes=[int(axis)])
+                else:
+                    b.add_kinematic(vids[sel], axes=[int(axis)])
+            except ValueError as exc:  # an axis both held and driven
+                raise SceneError([Issue(where, str(exc))], file) from None
 
 
 def _param_names(b: FEMBuilder) -> tuple:

@@ -10,7 +10,10 @@ per-step controls:
 * ``act`` ``[B, A]``: muscle activations (see :meth:`FEMBuilder.add_muscle`);
 * ``target`` ``[B, K, dim]``: positions [m] of the kinematic vertices at the end of the step;
 * ``force`` ``[B, L, dim]``: nodal forces [N];
-* ``traction`` ``[B, T, dim]``: surface tractions [Pa] per boundary facet.
+* ``traction`` ``[B, T, dim]``: surface tractions [Pa] per boundary facet;
+* explicit only, with SDF colliders: ``collider_position``, ``collider_velocity``,
+  ``collider_rotation``, ``collider_angular_velocity`` (see
+  :mod:`diffsim.contact.colliders`; the implicit integrators refuse such models).
 
 Rest geometry (linear simplices): ``Dm = [X_1 - X_0, ..., X_d - X_0]`` (columns),
 ``F = Ds Dm^-1``, rest volume ``V = |det Dm| / d!``. The gradient operator ``Bop``

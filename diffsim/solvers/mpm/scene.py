@@ -30,6 +30,7 @@ _MODELS = ("corotated", "neo_hookean", "linear", "stable_neo_hookean", "von_mise
            "drucker_prager", "fluid")
 # extra parameter -> models that take it (the others refuse it)
 _EXTRAS = {"yield_stress": ("von_mises",), "friction_angle": ("drucker_prager",),
+           "cohesion": ("drucker_prager",),
            "critical_compression": ("snow",), "critical_stretch": ("snow",), "hardening": ("snow",),
            "bulk_modulus": ("fluid",)}
 
@@ -66,6 +67,9 @@ MATERIAL = {
     "yield_stress": Key("float", "von_mises: yield stress", OPTIONAL, "Pa", positive=True, hi=MAX_MODULUS),
     "friction_angle": Key("float", "drucker_prager: friction angle (30 deg = 0.5236)", OPTIONAL, "rad",
                           lo=0.0, hi=1.5),
+    "cohesion": Key("float", "drucker_prager: cohesion, the tensile log strain of the cone's apex "
+                    "(0: dry sand; 1e-3 keeps sand at rest off the apex kink)", OPTIONAL, "-",
+                    lo=0.0, hi=1.0),
     "critical_compression": Key("float", "snow: critical compression theta_c", OPTIONAL, "-", lo=0.0, hi=0.99),
     "critical_stretch": Key("float", "snow: critical stretch theta_s", OPTIONAL, "-", lo=0.0, hi=10.0),
     "hardening": Key("float", "snow: hardening coefficient xi", OPTIONAL, "-", lo=0.0, hi=100.0),

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import taichi as ti
 
+from ...autodiff.diagnostics import SimulationError
 from ...contact import colliders as contact_colliders
 from ...materials.plastic import matmul, matvec
 from ..base import SolverBase
@@ -289,9 +290,27 @@ class SolverMPM(contact_colliders.ColliderControlsMixin, TransferMixin, SolverBa
             self._check_inside(np.asarray(arrays["x"], dtype=float))
         super().write_frame(frame, arrays)
 
+    def check_frame(self, arrays: dict, step: int) -> None:
+        """Inverted particles (``det F <= 0``) or particles that left the grid interior: the
+        step was unstable (too large for the speeds reached), not a state to restart from."""
+        lo, hi = self._interior()
+        x = arrays["x"]
+        outside = np.any((x < lo) | (x > hi), axis=-1)
+        if outside.any():
+            raise SimulationError(step, "x", f"{int(outside.sum())} particle(s) outside "
+                                  f"[{lo}, {hi}]", problem="left the grid")
+        det = np.linalg.det(np.asarray(arrays["F"], dtype=float))
+        if not np.all(det > 0):
+            raise SimulationError(step, "F", f"{int((det <= 0).sum())} particle(s)",
+                                  problem="is inverted (det F <= 0)")
+
+    def _interior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Corners [m] of the region particles must stay in (their stencil inside the grid)."""
+        return (np.asarray(self.origin) + self.dx,
+                np.asarray(self.origin) + self.dx * (np.asarray(self.grid_res) - 2))
+
     def _check_inside(self, x: np.ndarray) -> None:
-        lo = np.asarray(self.origin) + self.dx
-        hi = np.asarray(self.origin) + self.dx * (np.asarray(self.grid_res) - 2)
+        lo, hi = self._interior()
         if x.size and (np.any(x < lo) or np.any(x > hi)):
             raise ValueError(f"particles must lie inside the grid interior [{lo}, {hi}] "
                              f"(domain_origin, domain_size and grid_res of SolverMPM.Config)")
