@@ -24,7 +24,7 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .schema import Key, Table
+from .schema import MAX_MODULUS, Key, Table
 
 
 @dataclass
@@ -116,6 +116,19 @@ EXTENSION_SECTIONS = {
     "training": ("diffsim.control.scene", "TRAINING"),
     "sysid": ("diffsim.sysid.config", "SYSID"),
 }
+
+def solid_material_keys(model: Key, max_poisson: float) -> dict[str, Key]:
+    """``[materials.NAME]`` keys every solid has: the constitutive ``model`` key given, mass
+    density, Young's modulus and Poisson's ratio (below ``max_poisson``: the family's
+    incompressibility limit)."""
+    return {
+        "model": model,
+        "density": Key("float", "mass density (2D: per metre of thickness)", 1000.0, "kg/m^3",
+                       positive=True, hi=MAX_MODULUS),
+        "youngs_modulus": Key("float", "Young's modulus", 1e5, "Pa", positive=True, hi=MAX_MODULUS),
+        "poisson_ratio": Key("float", "Poisson's ratio", 0.3, "-", lo=-0.999, hi=max_poisson),
+    }
+
 
 def require_stable_substep(solver_spec: dict, limit: float, what: str, remedy: str = "") -> None:
     """Raise ``ValueError`` when ``dt / substeps`` of ``[solver]`` exceeds ``limit`` [s].

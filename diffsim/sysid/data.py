@@ -171,11 +171,15 @@ def _resolve_unit(table: str, declared: str | None, requested: str | None, file,
 # ----------------------------------------------------------------------------- CSV
 
 
-def _read_text(path: Path) -> str:
+def _check_readable(path: Path) -> None:
     if not path.exists():
         raise DataError(path, "file not found")
     if path.stat().st_size > MAX_DATA_BYTES:
         raise DataError(path, f"file is larger than {MAX_DATA_BYTES >> 30} GiB")
+
+
+def _read_text(path: Path) -> str:
+    _check_readable(path)
     try:
         return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -350,10 +354,7 @@ def _channels_from_csv(path: Path, kind: str, unit_key: str, unit, time_unit, mi
 
 
 def _load_npz(path: Path) -> dict:
-    if not path.exists():
-        raise DataError(path, "file not found")
-    if path.stat().st_size > MAX_DATA_BYTES:
-        raise DataError(path, f"file is larger than {MAX_DATA_BYTES >> 30} GiB")
+    _check_readable(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

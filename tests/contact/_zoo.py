@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from diffsim.autodiff import Rollout
+from diffsim.autodiff.gradcheck import format_table, gradcheck
 from diffsim.contact import static_trajectory, trajectory_controls
 from diffsim.core.builder import MassSpringBuilder
 from diffsim.solvers import SolverMassSpring
@@ -189,6 +190,21 @@ class Probe:
         out = self.rollout.forward(initial, controls=controls)
         loss = sum(float(np.sum(self.weights[n] * out[n][-1, 0, self.particles])) for n in ("x", "v"))
         return loss, out
+
+    def check(self, groups, label: str, required=("stiffness",)) -> list:
+        """Gradcheck ``groups`` (positions stepped on the contact's length scale, 5 cm),
+        restore the parameters, assert every row passes and that contact happened (the
+        ``required`` groups have a non-zero gradient); returns the rows."""
+        try:
+            rows = gradcheck(self.loss_and_grad(groups), self.value(groups), steps=(1e-5,),
+                             max_coords=3, scales={"x0": 0.05, "position": 0.05})
+        finally:
+            self.reset()
+        table = format_table(rows)
+        assert all(r.passed for r in rows), f"{label}\n{table}"
+        for name in required:
+            assert next(r for r in rows if r.name == name).analytic_norm > 1e-6, table
+        return rows
 
     def loss_and_grad(self, groups):
         def fn(inputs):

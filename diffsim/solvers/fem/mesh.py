@@ -148,6 +148,18 @@ def check_elements(vertices: np.ndarray, elements: np.ndarray, name: str) -> Non
                          f"{degenerate[0]} with vertices {elements[degenerate[0]].tolist()}")
 
 
+def _lattice(resolution, size, origin) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells per axis ``n`` [d], the lattice points ``[prod(n + 1), d]`` [m] and their
+    indices arranged as the lattice ``[n_0 + 1, ..., n_{d-1} + 1]``."""
+    n = np.asarray(resolution, int)
+    d = len(origin)
+    if n.shape != (d,) or np.any(n < 1):
+        raise ValueError(f"resolution must be {d} positive integers, got {resolution}")
+    axes = [np.linspace(o, o + s, k + 1) for o, s, k in zip(origin, size, n)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, d)
+    return n, grid, np.arange(grid.shape[0]).reshape(n + 1)
+
+
 def box(resolution=(4, 2, 2), size=(1.0, 0.5, 0.5), origin=(0.0, 0.0, 0.0)) -> Mesh:
     """A box of ``nx * ny * nz`` hexahedral cells, each split into 6 tetrahedra.
 
@@ -157,12 +169,7 @@ def box(resolution=(4, 2, 2), size=(1.0, 0.5, 0.5), origin=(0.0, 0.0, 0.0)) -> M
     Returns:
         A :class:`Mesh` with ``(nx+1)(ny+1)(nz+1)`` vertices and ``6 nx ny nz`` tetrahedra.
     """
-    n = np.asarray(resolution, int)
-    if n.shape != (3,) or np.any(n < 1):
-        raise ValueError(f"resolution must be three positive integers, got {resolution}")
-    axes = [np.linspace(o, o + s, k + 1) for o, s, k in zip(origin, size, n)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    node = np.arange(grid.shape[0]).reshape(n + 1)
+    n, grid, node = _lattice(resolution, size, origin)
     cells = np.stack(np.meshgrid(*[np.arange(k) for k in n], indexing="ij"), -1).reshape(-1, 3)
     tets = []
     for perm in itertools.permutations(range(3)):
@@ -214,12 +221,7 @@ def beam(length: float = 1.0, width: float = 0.1, height: float = 0.1, resolutio
 
 def rectangle(resolution=(4, 2), size=(1.0, 0.5), origin=(0.0, 0.0)) -> Mesh:
     """A rectangle of ``nx * ny`` squares, each split into two counter-clockwise triangles."""
-    n = np.asarray(resolution, int)
-    if n.shape != (2,) or np.any(n < 1):
-        raise ValueError(f"resolution must be two positive integers, got {resolution}")
-    axes = [np.linspace(o, o + s, k + 1) for o, s, k in zip(origin, size, n)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 2)
-    node = np.arange(grid.shape[0]).reshape(n + 1)
+    n, grid, node = _lattice(resolution, size, origin)
     i, j = [a.ravel() for a in np.meshgrid(np.arange(n[0]), np.arange(n[1]), indexing="ij")]
     a, b, c, d = node[i, j], node[i + 1, j], node[i + 1, j + 1], node[i, j + 1]
     tris = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])

@@ -37,7 +37,13 @@ import numpy as np
 
 from ...scene.errors import Issue, SceneError, key_path
 from ...scene.schema import MAX_LENGTH, MAX_MODULUS, OPTIONAL, REQUIRED, Computed, Context, Key, variant_table
-from ...scene.solvers import SolverKind, collider_types, register_solver, require_stable_substep
+from ...scene.solvers import (
+    SolverKind,
+    collider_types,
+    register_solver,
+    require_stable_substep,
+    solid_material_keys,
+)
 from .builder import MATERIALS, FEMBuilder
 from .solver import INTEGRATORS, LINEAR_SOLVERS
 
@@ -58,13 +64,8 @@ SOLVER_KEYS = {
     "linear_solver": Key("str", "implicit: linear solver", "auto", choices=LINEAR_SOLVERS),
 }
 
-MATERIAL = {
-    "model": Key("str", "hyperelastic model", "stable_neo_hookean", choices=MATERIALS),
-    "density": Key("float", "mass density (2D: per metre of thickness)", 1000.0, "kg/m^3",
-                   positive=True, hi=MAX_MODULUS),
-    "youngs_modulus": Key("float", "Young's modulus", 1e5, "Pa", positive=True, hi=MAX_MODULUS),
-    "poisson_ratio": Key("float", "Poisson's ratio", 0.3, "-", lo=-0.999, hi=0.4999),
-}
+MATERIAL = solid_material_keys(Key("str", "hyperelastic model", "stable_neo_hookean",
+                                    choices=MATERIALS), max_poisson=0.4999)
 
 
 _AXIS_KEYS = {

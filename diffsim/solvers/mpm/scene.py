@@ -21,7 +21,13 @@ import numpy as np
 
 from ...scene.errors import Issue, SceneError, key_path
 from ...scene.schema import MAX_LENGTH, MAX_MODULUS, OPTIONAL, REQUIRED, Computed, Context, Key, variant_table
-from ...scene.solvers import SolverKind, collider_types, register_solver, require_stable_substep
+from ...scene.solvers import (
+    SolverKind,
+    collider_types,
+    register_solver,
+    require_stable_substep,
+    solid_material_keys,
+)
 from . import boundary
 from .builder import MPMBuilder
 
@@ -59,11 +65,8 @@ SOLVER_KEYS = {
 }
 
 MATERIAL = {
-    "model": Key("str", "constitutive model", "corotated", choices=_MODELS),
-    "density": Key("float", "mass density (2D: per metre of thickness)", 1000.0, "kg/m^3",
-                   positive=True, hi=MAX_MODULUS),
-    "youngs_modulus": Key("float", "Young's modulus", 1e5, "Pa", positive=True, hi=MAX_MODULUS),
-    "poisson_ratio": Key("float", "Poisson's ratio", 0.3, "-", lo=-0.999, hi=0.499),
+    **solid_material_keys(Key("str", "constitutive model", "corotated", choices=_MODELS),
+                          max_poisson=0.499),
     "yield_stress": Key("float", "von_mises: yield stress", OPTIONAL, "Pa", positive=True, hi=MAX_MODULUS),
     "friction_angle": Key("float", "drucker_prager: friction angle (30 deg = 0.5236)", OPTIONAL, "rad",
                           lo=0.0, hi=1.5),
