@@ -62,6 +62,12 @@ class FreeParam:
         """The freed entries of a ``[B, ...]`` parameter value: all, or component ``index``."""
         return value if self.index is None else value[:, self.index]
 
+    def put(self, full: np.ndarray, value) -> np.ndarray:
+        """``full`` (a ``[B, ...]`` parameter value, changed in place) with the freed entries
+        set to ``value`` (broadcast); returns it."""
+        full[(slice(None),) if self.index is None else (slice(None), self.index)] = value
+        return full
+
     def to_unit(self, value) -> np.ndarray:
         """Parameter value(s) -> unit coordinate(s) in [0, 1] (outside when out of bounds)."""
         return value_to_unit(value, self.lower, self.upper, self.scale)

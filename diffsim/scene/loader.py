@@ -242,9 +242,7 @@ def load_scene(path, num_envs: int | None = None, window: int | None = None, *,
                                 f"found index {fp.index}"))
             continue
         if fp.init is not None:
-            value = model.get(fp.name)
-            value[(slice(None),) if fp.index is None else (slice(None), fp.index)] = fp.init
-            model.set(fp.name, value)
+            model.set(fp.name, fp.put(model.get(fp.name), fp.init))
         value = fp.entries(model.get(fp.name))
         if not np.all((value >= fp.lower) & (value <= fp.upper)):
             issues.append(Issue(key_path(["free", i]), f"the scene's {fp.label} "

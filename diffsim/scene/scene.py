@@ -86,12 +86,7 @@ class Scene:
             f = free[label]
             if not f.contains(value):
                 raise ValueError(f"{label}: value outside [{f.lower:g}, {f.upper:g}]")
-            if f.index is None:
-                self.model.set(f.name, value)
-            else:
-                full = self.model.get(f.name)
-                full[:, f.index] = value
-                self.model.set(f.name, full)
+            self.model.set(f.name, value if f.index is None else f.put(self.model.get(f.name), value))
 
     # -- simulation -----------------------------------------------------------------------
     def make_rollout(self, steps: int | None = None, record=("x",), segment: int | None = None,

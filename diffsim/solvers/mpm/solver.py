@@ -279,41 +279,46 @@ class SolverMPM(contact_colliders.ColliderControlsMixin, TransferMixin, SolverBa
 
     # -- host helpers ------------------------------------------------------------------------------
     def write_frame(self, frame: int, arrays: dict) -> None:
-        if "F" in arrays:
-            det = np.linalg.det(np.asarray(arrays["F"], dtype=float))
-            if not np.all(det > 0):
-                raise ValueError("state 'F' must be a deformation gradient with det > 0 "
-                                 "(identity at rest); start from model.initial_state()")
-        if "Jp" in arrays and not np.all(np.asarray(arrays["Jp"]) > 0):
+        bad = self._unphysical(arrays)
+        if "F" in bad:
+            raise ValueError("state 'F' must be a deformation gradient with det > 0 "
+                             "(identity at rest); start from model.initial_state()")
+        if "Jp" in bad:
             raise ValueError("state 'Jp' must be positive (1 at rest); start from model.initial_state()")
-        if "x" in arrays:
-            self._check_inside(np.asarray(arrays["x"], dtype=float))
+        if "x" in bad:
+            lo, hi = self._interior()
+            raise ValueError(f"particles must lie inside the grid interior [{lo}, {hi}] "
+                             f"(domain_origin, domain_size and grid_res of SolverMPM.Config)")
         super().write_frame(frame, arrays)
 
     def check_frame(self, arrays: dict, step: int) -> None:
-        """Inverted particles (``det F <= 0``) or particles that left the grid interior: the
-        step was unstable (too large for the speeds reached), not a state to restart from."""
-        lo, hi = self._interior()
-        x = arrays["x"]
-        outside = np.any((x < lo) | (x > hi), axis=-1)
-        if outside.any():
-            raise SimulationError(step, "x", f"{int(outside.sum())} particle(s) outside "
-                                  f"[{lo}, {hi}]", problem="left the grid")
-        det = np.linalg.det(np.asarray(arrays["F"], dtype=float))
-        if not np.all(det > 0):
-            raise SimulationError(step, "F", f"{int((det <= 0).sum())} particle(s)",
-                                  problem="is inverted (det F <= 0)")
+        """Particles that left the grid interior or inverted (``det F <= 0``): the step was
+        unstable (too large for the speeds reached), not a state to restart from."""
+        bad = self._unphysical(arrays)
+        for name, problem in (("x", "left the grid"), ("F", "is inverted (det F <= 0)"),
+                              ("Jp", "is not positive")):
+            if name in bad:
+                raise SimulationError(step, name, f"{bad[name]} particle(s)", problem=problem)
+
+    def _unphysical(self, arrays: dict) -> dict[str, int]:
+        """``{quantity: particle count}`` of the given state arrays that no stable step
+        reaches: ``x`` outside the grid interior (the particle's stencil would leave the
+        grid), ``F`` with ``det F <= 0``, ``Jp <= 0``."""
+        bad = {}
+        if "x" in arrays:
+            lo, hi = self._interior()
+            x = np.asarray(arrays["x"], dtype=float)
+            bad["x"] = int(np.any((x < lo) | (x > hi), axis=-1).sum())
+        if "F" in arrays:
+            bad["F"] = int((np.linalg.det(np.asarray(arrays["F"], dtype=float)) <= 0).sum())
+        if "Jp" in arrays:
+            bad["Jp"] = int((np.asarray(arrays["Jp"]) <= 0).sum())
+        return {k: n for k, n in bad.items() if n}
 
     def _interior(self) -> tuple[np.ndarray, np.ndarray]:
         """Corners [m] of the region particles must stay in (their stencil inside the grid)."""
         return (np.asarray(self.origin) + self.dx,
                 np.asarray(self.origin) + self.dx * (np.asarray(self.grid_res) - 2))
-
-    def _check_inside(self, x: np.ndarray) -> None:
-        lo, hi = self._interior()
-        if x.size and (np.any(x < lo) or np.any(x > hi)):
-            raise ValueError(f"particles must lie inside the grid interior [{lo}, {hi}] "
-                             f"(domain_origin, domain_size and grid_res of SolverMPM.Config)")
 
     def max_stable_dt(self, cfl: float = 0.5) -> float:
         """Largest substep [s] that keeps the elastic (or acoustic) wave within ``cfl`` cells.
